@@ -1,0 +1,395 @@
+"""One x86-64 virtual CPU on Unicorn: slices, exits, event injection.
+
+The vCPU runs the guest in count-limited slices (DESIGN.md §1, §3). It owns
+the Unicorn instance, guest RAM mapping and every hook; the platform (the
+machine) supplies port I/O and MMIO handlers and decides what to do at each
+slice-ending exit. Synchronous exits are handled inline and counted:
+
+* IN/OUT -> ``pio_read``/``pio_write`` of the platform (IO_INSTRUCTION);
+* CPUID -> the VMM's :class:`CpuidModel` (CPUID);
+* RDTSC/RDTSCP -> virtual time, via a raw C-API hook (RDTSC; an unhooked
+  RDTSC would leak host time into the guest);
+* SYSCALL -> emulated (Unicorn does not execute it);
+* exceptions and ``int n`` (UC_HOOK_INTR) and #UD (UC_HOOK_INSN_INVALID) ->
+  delivered through the guest IDT (EXCEPTION).
+
+Virtual time (ns) = instructions executed + idle time skipped in HLT; the TSC
+runs at 1 GHz, so TSC = virtual time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable
+
+from unicorn import (
+    UC_ARCH_X86,
+    UC_HOOK_INSN,
+    UC_HOOK_INSN_INVALID,
+    UC_HOOK_INTR,
+    UC_MODE_64,
+    UC_PROT_ALL,
+    Uc,
+    UcError,
+)
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH
+from unicorn.x86_const import (
+    UC_X86_INS_CPUID,
+    UC_X86_INS_IN,
+    UC_X86_INS_OUT,
+    UC_X86_INS_RDTSC,
+    UC_X86_INS_RDTSCP,
+    UC_X86_INS_SYSCALL,
+    UC_X86_REG_CR0,
+    UC_X86_REG_CR2,
+    UC_X86_REG_CR3,
+    UC_X86_REG_CR4,
+    UC_X86_REG_CS,
+    UC_X86_REG_DS,
+    UC_X86_REG_ES,
+    UC_X86_REG_FS,
+    UC_X86_REG_FS_BASE,
+    UC_X86_REG_GS,
+    UC_X86_REG_GS_BASE,
+    UC_X86_REG_MSR,
+    UC_X86_REG_R8,
+    UC_X86_REG_R9,
+    UC_X86_REG_R10,
+    UC_X86_REG_R11,
+    UC_X86_REG_R12,
+    UC_X86_REG_R13,
+    UC_X86_REG_R14,
+    UC_X86_REG_R15,
+    UC_X86_REG_RAX,
+    UC_X86_REG_RBP,
+    UC_X86_REG_RBX,
+    UC_X86_REG_RCX,
+    UC_X86_REG_RDI,
+    UC_X86_REG_RDX,
+    UC_X86_REG_RFLAGS,
+    UC_X86_REG_RIP,
+    UC_X86_REG_RSI,
+    UC_X86_REG_RSP,
+    UC_X86_REG_SS,
+)
+
+from replayvm.engine.context import CODE64_RING0, DATA_RING0, FLAT_CODE32, FLAT_DATA32, CpuContext
+from replayvm.engine.cpuid import CpuidModel
+from replayvm.engine.exits import ExitReason, ExitStats
+from replayvm.engine.icount import CountModeCounter
+from replayvm.engine.interrupts import (
+    PF,
+    UD,
+    VECTORS_WITH_ERROR_CODE,
+    Event,
+    Injector,
+    TripleFault,
+)
+from replayvm.engine.memory import GuestRam
+from replayvm.engine.paging import PagingRegs
+from replayvm.engine.uc_abi import (
+    HF_CS32_MASK,
+    HF_CS64_MASK,
+    HF_INHIBIT_IRQ_MASK,
+    HF_LMA_MASK,
+    HF_PE_MASK,
+    HF_SS32_MASK,
+    RAW_INSN_CB,
+    SEG_CS,
+    SEG_DS,
+    SEG_ES,
+    SEG_FS,
+    SEG_GS,
+    SEG_SS,
+    add_raw_insn_hook,
+    layout,
+)
+from replayvm.errors import GuestError
+
+MSR_EFER = 0xC0000080
+MSR_STAR = 0xC0000081
+MSR_LSTAR = 0xC0000082
+MSR_FMASK = 0xC0000084
+MSR_TSC_AUX = 0xC0000103
+EFER_SCE = 1 << 0
+
+RFLAGS_IF = 1 << 9
+
+GPRS = (
+    UC_X86_REG_RAX, UC_X86_REG_RBX, UC_X86_REG_RCX, UC_X86_REG_RDX,
+    UC_X86_REG_RSI, UC_X86_REG_RDI, UC_X86_REG_RBP, UC_X86_REG_RSP,
+    UC_X86_REG_R8, UC_X86_REG_R9, UC_X86_REG_R10, UC_X86_REG_R11,
+    UC_X86_REG_R12, UC_X86_REG_R13, UC_X86_REG_R14, UC_X86_REG_R15,
+    UC_X86_REG_RIP, UC_X86_REG_RFLAGS,
+)
+GPR_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags")
+_DIGEST_REGS = GPRS + (
+    UC_X86_REG_CS, UC_X86_REG_SS, UC_X86_REG_DS, UC_X86_REG_ES, UC_X86_REG_FS, UC_X86_REG_GS,
+    UC_X86_REG_FS_BASE, UC_X86_REG_GS_BASE, UC_X86_REG_CR0, UC_X86_REG_CR2, UC_X86_REG_CR3, UC_X86_REG_CR4,
+)
+
+PioRead = Callable[[int, int], int]
+PioWrite = Callable[[int, int, int], None]
+
+
+class Vcpu:
+    def __init__(self, ram: GuestRam, *, pio_read: PioRead, pio_write: PioWrite, cpuid: CpuidModel | None = None) -> None:
+        self.layout = layout()
+        self.ram = ram
+        self.cpuid = cpuid or CpuidModel()
+        self.stats = ExitStats()
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self.uc.mem_map_ptr(0, ram.size, UC_PROT_ALL, ram.address)
+        self.counter = CountModeCounter(self.uc)
+        self.injector = Injector(ram)
+        self._pio_read = pio_read
+        self._pio_write = pio_write
+        self.icount = 0  # instructions executed before the current slice
+        self.idle_ns = 0  # virtual time skipped while halted
+        self._in_slice = False
+        self.stop_reason: ExitReason | None = None
+        self.stop_message = ""
+        self.tsc_offset = 0
+        self._install_hooks()
+
+    # -- time ------------------------------------------------------------------
+    def current_icount(self) -> int:
+        """Exact instruction count, also inside a hook (counts the current instruction)."""
+        if self._in_slice:
+            return self.icount + self.counter.in_slice()
+        return self.icount
+
+    def now(self) -> int:
+        """Virtual time in ns: what every device clock and the TSC read."""
+        return self.current_icount() + self.idle_ns
+
+    # -- hooks -------------------------------------------------------------------
+    def _install_hooks(self) -> None:
+        uc = self.uc
+        uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, UC_X86_INS_IN)
+        uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, UC_X86_INS_OUT)
+        uc.hook_add(UC_HOOK_INSN, self._on_cpuid, None, 1, 0, UC_X86_INS_CPUID)
+        uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0, UC_X86_INS_SYSCALL)
+        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
+        # The binding refuses RDTSC/RDTSCP hooks; keep the C callbacks alive with the vCPU.
+        self._rdtsc_cb = RAW_INSN_CB(self._guard(self._on_rdtsc))
+        self._rdtscp_cb = RAW_INSN_CB(self._guard(self._on_rdtscp))
+        add_raw_insn_hook(uc, UC_X86_INS_RDTSC, self._rdtsc_cb)
+        add_raw_insn_hook(uc, UC_X86_INS_RDTSCP, self._rdtscp_cb)
+
+    def _guard(self, fn: Callable[[], int]) -> Callable[[object, object], int]:
+        """Raw callbacks bypass the binding's exception guard: re-create it."""
+        uc = self.uc
+
+        def wrapper(_uch: object, _ud: object) -> int:
+            try:
+                return fn()
+            except BaseException as e:  # surfaced by emu_start, like the binding does
+                if uc._hook_exception is None:
+                    uc._hook_exception = e
+                uc.emu_stop()
+                return 1
+
+        return wrapper
+
+    def _on_in(self, uc: Uc, port: int, size: int, _ud: object) -> int:
+        self.stats.by_reason["io"] += 1
+        self.stats.io_ports[port] += 1
+        return self._pio_read(port, size) & ((1 << (8 * size)) - 1)
+
+    def _on_out(self, uc: Uc, port: int, size: int, value: int, _ud: object) -> None:
+        self.stats.by_reason["io"] += 1
+        self.stats.io_ports[port] += 1
+        self._pio_write(port, size, value & ((1 << (8 * size)) - 1))
+
+    def _on_cpuid(self, uc: Uc, _ud: object) -> int:
+        self.stats.by_reason["cpuid"] += 1
+        leaf = uc.reg_read(UC_X86_REG_RAX) & 0xFFFFFFFF
+        sub = uc.reg_read(UC_X86_REG_RCX) & 0xFFFFFFFF
+        a, b, c, d = self.cpuid.query(leaf, sub)
+        uc.reg_write(UC_X86_REG_RAX, a)
+        uc.reg_write(UC_X86_REG_RBX, b)
+        uc.reg_write(UC_X86_REG_RCX, c)
+        uc.reg_write(UC_X86_REG_RDX, d)
+        return 1  # skip Unicorn's own CPUID
+
+    def tsc(self) -> int:
+        return (self.now() + self.tsc_offset) & 0xFFFF_FFFF_FFFF_FFFF
+
+    def _on_rdtsc(self) -> int:
+        self.stats.by_reason["rdtsc"] += 1
+        t = self.tsc()
+        self.uc.reg_write(UC_X86_REG_RAX, t & 0xFFFFFFFF)
+        self.uc.reg_write(UC_X86_REG_RDX, t >> 32)
+        return 1
+
+    def _on_rdtscp(self) -> int:
+        self._on_rdtsc()
+        self.uc.reg_write(UC_X86_REG_RCX, self.uc.reg_read(UC_X86_REG_MSR, MSR_TSC_AUX) & 0xFFFFFFFF)
+        return 1
+
+    def _on_syscall(self, uc: Uc, _ud: object) -> None:
+        """SYSCALL (Intel SDM vol 2B): Unicorn only advances RIP by 2 after this hook."""
+        self.stats.by_reason["syscall"] += 1
+        rip = uc.reg_read(UC_X86_REG_RIP)
+        efer = uc.reg_read(UC_X86_REG_MSR, MSR_EFER)
+        if not efer & EFER_SCE:
+            self._deliver_sync(Event(UD), rip)
+            return
+        star = uc.reg_read(UC_X86_REG_MSR, MSR_STAR)
+        lstar = uc.reg_read(UC_X86_REG_MSR, MSR_LSTAR)
+        fmask = uc.reg_read(UC_X86_REG_MSR, MSR_FMASK)
+        ctx = CpuContext(uc, self.layout)
+        rflags = ctx.reg(UC_X86_REG_RFLAGS)
+        ctx.set_reg(UC_X86_REG_RCX, (rip + 2) & 0xFFFF_FFFF_FFFF_FFFF)
+        ctx.set_reg(UC_X86_REG_R11, rflags)
+        ctx.set_reg(UC_X86_REG_RFLAGS, rflags & ~fmask & ~(1 << 16))
+        ctx.set_reg(UC_X86_REG_RIP, (lstar - 2) & 0xFFFF_FFFF_FFFF_FFFF)
+        sel = (star >> 32) & 0xFFFC
+        ctx.load_segment(SEG_CS, sel, 0, 0xFFFFFFFF, CODE64_RING0)
+        ctx.load_segment(SEG_SS, sel + 8, 0, 0xFFFFFFFF, DATA_RING0)
+        ctx.restore()
+
+    def _on_intr(self, uc: Uc, intno: int, _ud: object) -> None:
+        rip = uc.reg_read(UC_X86_REG_RIP)
+        ctx = CpuContext(uc, self.layout)
+        if ctx.exception_is_int:
+            event = Event(intno, None, "software")
+        elif intno == PF:
+            event = Event(PF, ctx.error_code, "exception", uc.reg_read(UC_X86_REG_CR2))
+        elif intno in VECTORS_WITH_ERROR_CODE:
+            event = Event(intno, ctx.error_code)
+        else:
+            event = Event(intno)
+        self._deliver_in_hook(ctx, event, rip)
+
+    def _on_invalid(self, uc: Uc, _ud: object) -> bool:
+        self._deliver_sync(Event(UD), uc.reg_read(UC_X86_REG_RIP))
+        return True
+
+    def _deliver_sync(self, event: Event, rip: int) -> None:
+        self._deliver_in_hook(CpuContext(self.uc, self.layout), event, rip)
+
+    def _deliver_in_hook(self, ctx: CpuContext, event: Event, rip: int) -> None:
+        self.stats.by_reason["exception"] += 1
+        self.stats.exceptions[event.vector] += 1
+        try:
+            self.injector.inject(ctx, self.paging_regs(), event, rip)
+        except TripleFault as e:
+            ctx.clear_old_exception()
+            ctx.restore()
+            self.request_stop(ExitReason.SHUTDOWN, f"{e} (icount {self.current_icount()})")
+            return
+        ctx.restore()
+
+    # -- stopping ----------------------------------------------------------------
+    def request_stop(self, reason: ExitReason, message: str = "") -> None:
+        """From inside a hook: end the slice right after the current instruction."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.stop_message = message
+        self.counter.mark_stop()
+        self.uc.emu_stop()
+
+    def kick(self) -> None:
+        """From inside a hook: end the slice so the run loop looks again (e.g. an IRQ rose)."""
+        self.counter.mark_stop()
+        self.uc.emu_stop()
+
+    # -- running -----------------------------------------------------------------
+    def run(self, budget: int) -> ExitReason:
+        """Run one slice of at most ``budget`` instructions; return why it ended."""
+        self.stop_reason = None
+        self._in_slice = True
+        rip = self.uc.reg_read(UC_X86_REG_RIP)
+        try:
+            executed, early = self.counter.run(rip, budget)
+        except UcError as e:
+            executed = self.counter.in_slice()
+            self._in_slice = False
+            self.icount += executed
+            raise GuestError(
+                f"guest stopped by the CPU engine at icount {self.icount}, RIP {self.rip:#x}: {e}"
+            ) from None
+        finally:
+            self._in_slice = False
+        self.icount += executed
+        if self.stop_reason is not None:
+            self.stats.by_reason[self.stop_reason.value] += 1
+            return self.stop_reason
+        if early and self.counter.stop_count is None:
+            self.stats.by_reason["hlt"] += 1
+            return ExitReason.HLT
+        if early:
+            return ExitReason.INTERRUPT_WINDOW  # kicked: an interrupt may be deliverable
+        self.stats.by_reason["slice-end"] += 1
+        return ExitReason.SLICE_END
+
+    def flush_code(self) -> None:
+        """After the host wrote guest RAM that may hold code or page tables."""
+        self.uc.ctl(UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE)
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+
+    # -- interrupts between slices -------------------------------------------------
+    def interrupts_enabled(self) -> bool:
+        """IF=1 and no STI/MOV SS interrupt shadow on the next instruction."""
+        if not self.uc.reg_read(UC_X86_REG_RFLAGS) & RFLAGS_IF:
+            return False
+        return not CpuContext(self.uc, self.layout).hflags & HF_INHIBIT_IRQ_MASK
+
+    def inject_interrupt(self, vector: int) -> None:
+        """Deliver an external interrupt at the current RIP (between slices)."""
+        self.stats.by_reason["external-interrupt"] += 1
+        self.stats.interrupts[vector] += 1
+        ctx = CpuContext(self.uc, self.layout)
+        try:
+            self.injector.inject(ctx, self.paging_regs(), Event(vector, None, "external"), self.rip)
+        except TripleFault as e:
+            raise GuestError(f"{e} (icount {self.icount})") from None
+        ctx.restore()
+
+    # -- state ---------------------------------------------------------------------
+    @property
+    def rip(self) -> int:
+        return self.uc.reg_read(UC_X86_REG_RIP)
+
+    def paging_regs(self) -> PagingRegs:
+        uc = self.uc
+        return PagingRegs(
+            uc.reg_read(UC_X86_REG_CR0), uc.reg_read(UC_X86_REG_CR3),
+            uc.reg_read(UC_X86_REG_CR4), uc.reg_read(UC_X86_REG_MSR, MSR_EFER),
+        )
+
+    def registers(self) -> dict[str, int]:
+        values = self.uc.reg_read_batch(GPRS)
+        return dict(zip(GPR_NAMES, values))
+
+    def digest(self) -> str:
+        """Full-state digest: architectural registers + all of RAM."""
+        h = hashlib.blake2b(digest_size=16)
+        regs = self.uc.reg_read_batch(_DIGEST_REGS)
+        h.update(struct.pack(f"<{len(regs)}Q", *(r & 0xFFFF_FFFF_FFFF_FFFF for r in regs)))
+        h.update(struct.pack("<Q", self.uc.reg_read(UC_X86_REG_MSR, MSR_EFER)))
+        h.update(self.ram.digest())
+        return h.hexdigest()
+
+    def enter_protected_mode_flat(self, eip: int, regs: dict[int, int]) -> None:
+        """Put the CPU in the PVH entry state (Xen docs/misc/pvh.pandoc):
+        32-bit protected mode, paging off, flat 4 GiB CS (0x10) and DS/ES/SS (0x18)."""
+        uc = self.uc
+        uc.reg_write(UC_X86_REG_CR4, 0)
+        uc.reg_write(UC_X86_REG_MSR, (MSR_EFER, 0))
+        uc.reg_write(UC_X86_REG_CR0, 0x11)  # PE | ET
+        for reg, value in regs.items():
+            uc.reg_write(reg, value)
+        uc.reg_write(UC_X86_REG_RIP, eip)
+        uc.reg_write(UC_X86_REG_RFLAGS, 0x2)
+        ctx = CpuContext(uc, self.layout)
+        ctx.hflags = (ctx.hflags & ~(HF_LMA_MASK | HF_CS64_MASK | 3)) | HF_PE_MASK | HF_CS32_MASK | HF_SS32_MASK
+        ctx.load_segment(SEG_CS, 0x10, 0, 0xFFFFFFFF, FLAT_CODE32)
+        for seg in (SEG_SS, SEG_DS, SEG_ES, SEG_FS, SEG_GS):
+            ctx.load_segment(seg, 0x18, 0, 0xFFFFFFFF, FLAT_DATA32)
+        ctx.restore()

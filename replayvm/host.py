@@ -1,0 +1,94 @@
+"""The only door for host nondeterminism (DESIGN.md §1).
+
+Everything the guest can observe that does not follow from its own
+instructions enters here: serial input bytes, the wall-clock time at boot,
+and later entropy and network frames. The machine calls a :class:`Host`
+only at slice boundaries, so every value has an exact icount; a recorder
+wraps a Host and logs what passes, a replayer is a Host that feeds the log
+back. Devices never see this module: the machine hands them plain values.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from typing import BinaryIO
+
+
+class SerialSource:
+    """Bytes for the guest's serial port."""
+
+    eof = True
+
+    def read(self, max_bytes: int, timeout: float | None = 0.0) -> bytes:
+        """Up to ``max_bytes`` bytes; waits up to ``timeout`` seconds (None: until
+        data or EOF). Returns b"" when nothing arrived; sets ``eof`` at the end."""
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+class BytesSource(SerialSource):
+    """Scripted input (``--input FILE``): all of it is available at once."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+        self.eof = not data
+
+    def read(self, max_bytes: int, timeout: float | None = 0.0) -> bytes:
+        chunk = self._data[self._pos : self._pos + max_bytes]
+        self._pos += len(chunk)
+        self.eof = self._pos >= len(self._data)
+        return chunk
+
+
+class StreamSource(SerialSource):
+    """A pipe or terminal: bytes arrive when they arrive (host nondeterminism)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._fd = stream.fileno()
+        self.eof = False
+        self._pending = b""
+
+    def read(self, max_bytes: int, timeout: float | None = 0.0) -> bytes:
+        if self.eof:
+            return b""
+        if not self._pending:
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+            if not ready:
+                return b""
+            data = os.read(self._fd, 4096)
+            if not data:
+                self.eof = True
+                return b""
+            self._pending = data
+        chunk, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
+        return chunk
+
+
+class Host:
+    """Live host: real wall clock, real input."""
+
+    def __init__(self, serial: SerialSource | None = None) -> None:
+        self.serial = serial or SerialSource()
+
+    def wall_clock_ns(self) -> int:
+        return time.time_ns()
+
+    def serial_input(self, icount: int, max_bytes: int, timeout: float | None = 0.0) -> bytes:
+        return self.serial.read(max_bytes, timeout)
+
+    @property
+    def serial_eof(self) -> bool:
+        return self.serial.eof
+
+    def close(self) -> None:
+        self.serial.close()
+
+
+def monotonic() -> float:
+    """Host time for progress and summaries only (never reaches the guest)."""
+    return time.perf_counter()

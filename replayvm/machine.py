@@ -1,0 +1,253 @@
+"""The rv-pc board: memory map, port bus, devices, boot, and the run loop.
+
+Wiring follows DESIGN.md §2 (the same ports and IRQs as QEMU ``-M pc``)::
+
+    0x020-0x021  8259 master        0x0A0-0x0A1  8259 slave
+    0x040-0x043  8254 PIT (IRQ0)    0x061        port B (PIT gate 2, OUT2)
+    0x060, 0x064 i8042 (reset)      0x070-0x071  CMOS RTC (IRQ8)
+    0x0F4        isa-debug-exit     0x3F8-0x3FF  COM1 16550A (IRQ4)
+    0xCF8-0xCFF  no PCI (all-ones)
+
+The run loop is the exit handler of a KVM-style VMM: at every slice boundary
+it brings device timers up to virtual time, feeds host input the UART has
+room for, injects a pending PIC interrupt when the guest can take one, and
+sizes the next slice so that nothing it must observe (a timer deadline, the
+instruction limit) falls inside it. Everything here is a function of guest
+state and the values :class:`~replayvm.host.Host` returned, so a run is
+repeatable exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from replayvm.boot.pvh import plan_pvh_boot
+from replayvm.devices.base import Device
+from replayvm.devices.bus import PortBus
+from replayvm.devices.debug_exit import DebugExit
+from replayvm.devices.i8042 import I8042
+from replayvm.devices.pci_stub import PciConfigStub
+from replayvm.devices.pic8259 import Pic8259Pair
+from replayvm.devices.pit8254 import Pit8254, SystemControlPortB
+from replayvm.devices.rtc_cmos import CmosRtc
+from replayvm.devices.uart16550 import Uart16550
+from replayvm.engine.exits import ExitReason
+from replayvm.engine.memory import GuestRam
+from replayvm.engine.vcpu import Vcpu
+from replayvm.errors import ConfigError, GuestError
+from replayvm.host import Host
+from unicorn.x86_const import UC_X86_REG_EBX
+
+MIN_MEMORY_MIB = 4
+MAX_MEMORY_MIB = 3072  # below the MMIO hole at 0xC0000000
+
+MAX_SLICE = 2_000_000  # instructions; per-slice cost is ~20 µs, so this is noise
+INPUT_POLL_SLICE = 200_000  # while host input may still arrive
+WINDOW_MIN, WINDOW_MAX = 256, 65_536  # slices while an IRQ waits for IF=1
+
+COM1_BASE, COM1_IRQ = 0x3F8, 4
+PIT_IRQ, RTC_IRQ = 0, 8
+STATUS_MAX_INSNS = 124  # like timeout(1)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineConfig:
+    memory_mib: int = 64
+    cmdline: str = ""
+
+    def validate(self) -> None:
+        if not MIN_MEMORY_MIB <= self.memory_mib <= MAX_MEMORY_MIB:
+            raise ConfigError(f"--memory must be between {MIN_MEMORY_MIB} and {MAX_MEMORY_MIB} MiB, not {self.memory_mib}")
+
+
+@dataclass(slots=True)
+class RunResult:
+    reason: str  # "debug-exit", "reset", "shutdown", "halted", "idle", "max-insns"
+    status: int
+    message: str
+    icount: int
+    vtime_ns: int
+    exits: dict[str, object] = field(default_factory=dict)
+
+
+class Machine:
+    def __init__(
+        self,
+        config: MachineConfig,
+        image: bytes,
+        *,
+        host: Host | None = None,
+        serial_out: Callable[[bytes], None] | None = None,
+        image_name: str = "image",
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.host = host or Host()
+        self._serial_out = serial_out or (lambda data: None)
+        self.ram = GuestRam(config.memory_mib << 20)
+        self.bus = PortBus()
+        self.vcpu = Vcpu(self.ram, pio_read=self._pio_read, pio_write=self._pio_write)
+        self._out = bytearray()
+        self._intr_level = False
+        self._window = WINDOW_MIN
+        self.result: RunResult | None = None
+        self._build_devices()
+        self._boot(image, image_name)
+
+    # -- wiring ---------------------------------------------------------------------
+    def _build_devices(self) -> None:
+        clock = self.vcpu  # Vcpu.now() is the virtual clock devices read
+        self.pic = Pic8259Pair()
+        self.pit = Pit8254(clock, self.pic.irq_line(PIT_IRQ))
+        self.port_b = SystemControlPortB(self.pit)
+        self.rtc = CmosRtc(clock, self.host.wall_clock_ns(), self.pic.irq_line(RTC_IRQ))
+        self.rtc.set_memory_size(self.ram.size)
+        self.uart = Uart16550(self.pic.irq_line(COM1_IRQ), self._out.append)
+        self.i8042 = I8042(self._on_reset)
+        self.debug_exit = DebugExit(self._on_debug_exit)
+        self.pci = PciConfigStub()
+        bus = self.bus
+        bus.register(0x20, 2, self.pic.master)
+        bus.register(0xA0, 2, self.pic.slave)
+        bus.register(0x40, 4, self.pit)
+        bus.register(0x61, 1, self.port_b)
+        bus.register(0x60, 1, self.i8042, offset=0)
+        bus.register(0x64, 1, self.i8042, offset=4)
+        bus.register(0x70, 2, self.rtc)
+        bus.register(0xF4, 1, self.debug_exit)
+        bus.register(COM1_BASE, 8, self.uart)
+        bus.register(0xCF8, 8, self.pci)
+        self.timed_devices: tuple[Device, ...] = (self.pit, self.rtc)
+
+    def devices(self) -> dict[str, Device]:
+        return {
+            "pic": self.pic.master, "pic-slave": self.pic.slave, "pit": self.pit, "port61": self.port_b,
+            "rtc": self.rtc, "uart": self.uart, "i8042": self.i8042, "debug-exit": self.debug_exit,
+        }
+
+    def _boot(self, image: bytes, image_name: str) -> None:
+        plan = plan_pvh_boot(image, self.ram.size, self.config.cmdline, image_name)
+        for paddr, data in plan.writes:
+            self.ram.write(paddr, data)
+        self.vcpu.enter_protected_mode_flat(plan.entry, {UC_X86_REG_EBX: plan.start_info})
+
+    # -- port I/O exits ---------------------------------------------------------------
+    def _pio_read(self, port: int, size: int) -> int:
+        value = self.bus.read(port, size)
+        self._check_intr()
+        return value
+
+    def _pio_write(self, port: int, size: int, value: int) -> None:
+        self.bus.write(port, size, value)
+        self._check_intr()
+
+    def _check_intr(self) -> None:
+        """End the slice when the PIC's INTR output rises, as the CPU would take
+        the interrupt at the next instruction boundary."""
+        level = self.pic.has_interrupt()
+        if level and not self._intr_level:
+            self.vcpu.kick()
+        self._intr_level = level
+
+    def _on_debug_exit(self, status: int) -> None:
+        self._finish("debug-exit", status, f"guest exited with status {status} (isa-debug-exit)")
+        self.vcpu.request_stop(ExitReason.STOP)
+
+    def _on_reset(self) -> None:
+        self._finish("reset", 0, "guest requested a reset (i8042); stopping like QEMU -no-reboot")
+        self.vcpu.request_stop(ExitReason.STOP)
+
+    def _finish(self, reason: str, status: int, message: str) -> None:
+        if self.result is None:
+            v = self.vcpu
+            self.result = RunResult(reason, status, message, v.current_icount(), v.now())
+
+    # -- the run loop -----------------------------------------------------------------
+    def _flush_output(self) -> None:
+        if self._out:
+            self._serial_out(bytes(self._out))
+            self._out.clear()
+
+    def _advance_devices(self, now: int) -> int | None:
+        """Fire device timers due by ``now``; return the next deadline."""
+        nearest = None
+        for dev in self.timed_devices:
+            d = dev.next_deadline()
+            if d is not None and d <= now:
+                dev.advance(now)
+                d = dev.next_deadline()
+            if d is not None and (nearest is None or d < nearest):
+                nearest = d
+        return nearest
+
+    def _feed_serial(self, timeout: float | None = 0.0) -> None:
+        uart, host = self.uart, self.host
+        while uart.can_receive() and not host.serial_eof:
+            data = host.serial_input(self.vcpu.icount, 1, timeout)
+            if not data:
+                return
+            uart.receive(data[0])
+            timeout = 0.0
+        self._intr_level = self._intr_level and self.pic.has_interrupt()
+
+    def run(self, max_insns: int | None = None) -> RunResult:
+        vcpu = self.vcpu
+        try:
+            while self.result is None:
+                now = vcpu.now()
+                deadline = self._advance_devices(now)
+                self._feed_serial()
+                budget = MAX_SLICE
+                if self.pic.has_interrupt():
+                    if vcpu.interrupts_enabled():
+                        vcpu.inject_interrupt(self.pic.acknowledge())
+                        self._window = WINDOW_MIN
+                    else:  # wait for the guest to open the interrupt window
+                        budget = self._window
+                        self._window = min(self._window * 2, WINDOW_MAX)
+                self._intr_level = self.pic.has_interrupt()
+                if deadline is not None:
+                    budget = min(budget, max(1, deadline - now))
+                if not self.host.serial_eof:
+                    budget = min(budget, INPUT_POLL_SLICE)
+                if max_insns is not None:
+                    left = max_insns - vcpu.icount
+                    if left <= 0:
+                        self._finish("max-insns", STATUS_MAX_INSNS, f"stopped after {vcpu.icount} instructions (--max-insns)")
+                        break
+                    budget = min(budget, left)
+                exit_reason = vcpu.run(budget)
+                self._flush_output()
+                if exit_reason is ExitReason.SHUTDOWN:
+                    self._finish("shutdown", 0, vcpu.stop_message or "guest shut down")
+                elif exit_reason is ExitReason.HLT:
+                    self._idle(deadline)
+        except GuestError as e:
+            self._flush_output()
+            self._finish("guest-error", e.exit_status, str(e))
+        assert self.result is not None
+        self.result.exits = vcpu.stats.as_dict()
+        return self.result
+
+    def _idle(self, deadline: int | None) -> None:
+        """The guest executed HLT: skip virtual time to the next event."""
+        vcpu = self.vcpu
+        if not vcpu.interrupts_enabled():
+            self._finish("halted", 4, f"guest halted with interrupts disabled at icount {vcpu.icount}, RIP {vcpu.rip:#x}")
+            return
+        if self.pic.has_interrupt():
+            return
+        now = vcpu.now()
+        if deadline is None or deadline <= now:
+            deadline = self._advance_devices(now)
+        if not self.host.serial_eof and self.uart.can_receive():
+            # Interactive input: wait in real time, at most until the next timer.
+            wait = 0.1 if deadline is None else min(0.1, (deadline - now) / 1e9)
+            self._feed_serial(timeout=wait)
+            if self.pic.has_interrupt():
+                return
+        if deadline is not None:
+            vcpu.idle_ns += max(0, deadline - now)
+        elif self.host.serial_eof:
+            self._finish("idle", 0, f"guest is idle with nothing left to wake it (icount {vcpu.icount}, RIP {vcpu.rip:#x})")
