@@ -11,11 +11,10 @@ int kmain(const struct hvm_start_info *info)
 {
     char name[64];
 
+    (void)info;
     cmdline_get_str("name", name, sizeof(name), "world");
     kprintf("hello: Hello, %s! This is a ReplayVM guest.\n", name);
     kprintf("hello: command line: \"%s\"\n", cmdline());
-    kprintf("hello: start info version %u, %u memory map entries\n", info->version,
-            memmap_count());
     kprintf("hello: memory map: %lu KiB of RAM\n", memmap_ram_bytes() >> 10);
     kprintf("hello: bye\n");
     return GUEST_EXIT_OK;

@@ -1,0 +1,5 @@
+import sys
+
+from replayvm.cli import main
+
+sys.exit(main())

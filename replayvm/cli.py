@@ -1,0 +1,207 @@
+"""The `replayvm` command: argparse front door (DESIGN.md §6).
+
+Errors a user can cause are one line on stderr and a meaningful exit status
+(2 for bad input, the guest's status otherwise); a traceback only with
+``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from replayvm import __version__
+from replayvm.errors import ConfigError, ReplayVMError
+from replayvm.host import BytesSource, Host, SerialSource, StreamSource, monotonic
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def resolve_image(spec: str) -> tuple[bytes, str, str | None]:
+    """IMAGE is a path or a bundled guest name: (bytes, display name, default cmdline)."""
+    from replayvm.guests import catalog
+
+    path = Path(spec)
+    if path.is_file():
+        try:
+            return path.read_bytes(), str(path), None
+        except OSError as e:
+            raise ConfigError(f"cannot read {spec}: {e.strerror}") from None
+    guest = catalog.GUESTS.get(spec)
+    if guest is not None:
+        image = catalog.image_path(spec)
+        if not image.is_file():
+            raise ConfigError(f"bundled guest {spec!r} has no image; build it with: python -m replayvm.guests.build")
+        return image.read_bytes(), spec, guest.cmdline
+    if path.exists():
+        raise ConfigError(f"{spec} is not a regular file")
+    raise ConfigError(f"no such file or bundled guest: {spec} (see `replayvm guests`)")
+
+
+def _serial_source(input_path: str | None) -> SerialSource:
+    if input_path is not None:
+        try:
+            return BytesSource(Path(input_path).read_bytes())
+        except OSError as e:
+            raise ConfigError(f"cannot read --input {input_path}: {e.strerror}") from None
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        return SerialSource()
+    try:
+        if os.isatty(stdin.fileno()):
+            return SerialSource()
+    except (OSError, ValueError):
+        return SerialSource()
+    return StreamSource(stdin.buffer)
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _summary(result, seconds: float) -> str:  # type: ignore[no-untyped-def]
+    exits = result.exits
+    by = exits.get("by_reason", {})
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:6])
+    mips = result.icount / seconds / 1e6 if seconds > 0 else 0.0
+    return (
+        f"replayvm: {result.icount} instructions, {exits.get('total', 0)} exits ({parts}), "
+        f"{seconds:.2f} s wall, {mips:.1f} MIPS, virtual time {result.vtime_ns / 1e9:.3f} s"
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from replayvm.machine import Machine, MachineConfig
+
+    image, name, default_cmdline = resolve_image(args.image)
+    cmdline = args.cmdline if args.cmdline is not None else (default_cmdline or "")
+    host = Host(_serial_source(args.input))
+    machine = Machine(MachineConfig(args.memory, cmdline), image, host=host, serial_out=_write_stdout, image_name=name)
+    t0 = monotonic()
+    result = machine.run(max_insns=args.max_insns)
+    seconds = monotonic() - t0
+    host.close()
+    if result.reason not in ("debug-exit",):
+        print(f"replayvm: {result.message}", file=sys.stderr)
+    if not args.quiet:
+        print(_summary(result, seconds), file=sys.stderr)
+    return result.status
+
+
+def cmd_guests(args: argparse.Namespace) -> int:
+    from replayvm.guests import catalog
+
+    width = max(len(n) for n in catalog.GUESTS)
+    for name, guest in catalog.GUESTS.items():
+        print(f"{name:<{width}}  {guest.description}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from replayvm.bench import bench
+
+    image, _, default_cmdline = resolve_image("crc")
+    cmdline = args.cmdline if args.cmdline is not None else (default_cmdline or "")
+    report = bench(image, cmdline)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"compute guest `crc` ({cmdline or 'default cmdline'}), slices of {report['slice']} instructions")
+    for side in report["sides"]:  # type: ignore[union-attr]
+        print(f"  {side['name']:<13} {side['instructions']:>12} insns  {side['seconds']:8.3f} s  {side['mips']:9.1f} MIPS")
+    print(f"  ratio replayvm / bare-unicorn = {report['ratio']:.3f}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from replayvm.guests import catalog
+    from replayvm.machine import Machine, MachineConfig
+
+    image, name, cmdline = resolve_image("demo")
+    print("ReplayVM demo: booting the bundled `demo` guest (a PVH kernel) on the Unicorn CPU engine.")
+    print("Everything it prints comes through an emulated 16550 UART, one VM exit per byte.\n")
+    sys.stdout.flush()
+    machine = Machine(MachineConfig(64, cmdline or ""), image, serial_out=_write_stdout, image_name=name)
+    t0 = monotonic()
+    result = machine.run()
+    seconds = monotonic() - t0
+    print()
+    print(_summary(result, seconds))
+    exits = result.exits
+    print("\nVM exits by reason (what KVM would report):")
+    for reason, n in sorted(exits["by_reason"].items(), key=lambda kv: -kv[1]):  # type: ignore[union-attr]
+        print(f"  {reason:<20} {n:>8}")
+    ports = sorted(exits["io_ports"].items(), key=lambda kv: -kv[1])[:6]  # type: ignore[union-attr]
+    print("Busiest I/O ports:")
+    for port, n in ports:
+        print(f"  {port:<20} {n:>8}")
+    print(
+        "\nThe run is deterministic: time is the instruction count, so running it again gives the same\n"
+        "output and the same final state. Try `replayvm guests` and `replayvm run timer`."
+    )
+    expected = catalog.GUESTS["demo"].status
+    if result.status != expected:
+        print(f"replayvm: demo guest ended unexpectedly: {result.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="replayvm", description="Record-and-replay x86-64 virtual machine.")
+    p.add_argument("--version", action="version", version=f"replayvm {__version__}")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="boot a guest kernel", description="Boot a PVH guest kernel; its serial output goes to stdout.")
+    run.add_argument("image", metavar="IMAGE", help="path to a PVH ELF kernel or a bundled guest name")
+    run.add_argument("--memory", type=_positive_int, default=64, metavar="MiB", help="guest RAM (default 64)")
+    run.add_argument("--cmdline", default=None, metavar="STR", help="kernel command line")
+    run.add_argument("--input", default=None, metavar="FILE", help="bytes for the serial port (default: stdin if not a terminal)")
+    run.add_argument("--max-insns", type=_positive_int, default=None, metavar="N", help="stop after N instructions (exit status 124)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+    run.set_defaults(func=cmd_run)
+
+    guests = sub.add_parser("guests", help="list the bundled guests")
+    guests.set_defaults(func=cmd_guests)
+
+    bench = sub.add_parser("bench", help="ReplayVM against bare Unicorn on the compute guest")
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.add_argument("--cmdline", default=None, metavar="STR", help="compute guest command line (e.g. work=2)")
+    bench.set_defaults(func=cmd_bench)
+
+    demo = sub.add_parser("demo", help="boot the demo guest and explain what happened")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ReplayVMError as e:
+        if args.debug:
+            raise
+        print(f"replayvm: {e}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        print("replayvm: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

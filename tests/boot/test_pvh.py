@@ -1,0 +1,82 @@
+"""PVH ELF loading (Xen docs/misc/pvh.pandoc) and the errors for bad images."""
+
+import struct
+
+import pytest
+
+from replayvm.boot.elf import parse_elf
+from replayvm.boot.pvh import (
+    CMDLINE_ADDR,
+    HVM_START_MAGIC,
+    MEMMAP_ADDR,
+    START_INFO_ADDR,
+    XEN_ELFNOTE_PHYS32_ENTRY,
+    plan_pvh_boot,
+)
+from replayvm.errors import ConfigError
+
+RAM = 64 << 20
+
+
+def make_elf(paddr: int = 0x100000, body: bytes = b"\xf4" * 16, memsz: int | None = None,
+             entry_note: int | None = 0x100000) -> bytes:
+    """A minimal ELF64 with one PT_LOAD and (optionally) a PVH note."""
+    note = b""
+    if entry_note is not None:
+        note = struct.pack("<III", 4, 4, XEN_ELFNOTE_PHYS32_ENTRY) + b"Xen\0" + struct.pack("<I", entry_note)
+    phnum = 2 if note else 1
+    ehdr_size, ph_size = 64, 56
+    data_off = ehdr_size + ph_size * phnum
+    ehdr = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    ehdr += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, paddr, ehdr_size, 0, 0, ehdr_size, ph_size, phnum, 0, 0, 0)
+    load = struct.pack("<IIQQQQQQ", 1, 7, data_off, paddr, paddr, len(body), memsz or len(body), 0x1000)
+    phdrs = load
+    if note:
+        phdrs += struct.pack("<IIQQQQQQ", 4, 4, data_off + len(body), 0, 0, len(note), len(note), 4)
+    return ehdr + phdrs + body + note
+
+
+def test_plan_loads_segment_and_start_info() -> None:
+    plan = plan_pvh_boot(make_elf(memsz=64), RAM, "console=ttyS0")
+    writes = dict(plan.writes)
+    assert plan.entry == 0x100000
+    assert writes[0x100000] == b"\xf4" * 16 + bytes(48)  # .bss zero-filled
+    assert writes[CMDLINE_ADDR] == b"console=ttyS0\0"
+    magic, version, _, _, _, cmdline, _, memmap, entries, _ = struct.unpack("<IIIIQQQQII", writes[START_INFO_ADDR])
+    assert (magic, version, cmdline, memmap) == (HVM_START_MAGIC, 1, CMDLINE_ADDR, MEMMAP_ADDR)
+    mm = [struct.unpack_from("<QQII", writes[MEMMAP_ADDR], 24 * i) for i in range(entries)]
+    assert mm[-1][:3] == (0x100000, RAM - 0x100000, 1)
+
+
+def test_not_an_elf_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not an ELF"):
+        plan_pvh_boot(b"MZ\x90\x00" * 20, RAM, "")
+
+
+def test_elf_without_pvh_note_is_refused() -> None:
+    with pytest.raises(ConfigError, match="no PVH entry note"):
+        plan_pvh_boot(make_elf(entry_note=None), RAM, "")
+
+
+def test_image_larger_than_ram_is_refused() -> None:
+    with pytest.raises(ConfigError, match="use --memory"):
+        plan_pvh_boot(make_elf(memsz=RAM), RAM, "")
+
+
+def test_entry_outside_kernel_is_refused() -> None:
+    with pytest.raises(ConfigError, match="outside the loaded kernel"):
+        plan_pvh_boot(make_elf(entry_note=0x500000), RAM, "")
+
+
+def test_truncated_program_headers_are_refused() -> None:
+    with pytest.raises(ConfigError):
+        parse_elf(make_elf()[:80])
+
+
+@pytest.mark.parametrize("cut", range(0, 200, 7))
+def test_any_truncation_gives_config_error_or_plan(cut: int) -> None:
+    data = make_elf()[:cut]
+    try:
+        plan_pvh_boot(data, RAM, "")
+    except ConfigError:
+        pass
