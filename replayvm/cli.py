@@ -38,9 +38,9 @@ def resolve_image(spec: str) -> tuple[bytes, str, str | None]:
             return path.read_bytes(), str(path), None
         except OSError as e:
             raise ConfigError(f"cannot read {spec}: {e.strerror}") from None
-    guest = catalog.GUESTS.get(spec)
-    if guest is not None:
-        image = catalog.image_path(spec)
+    if spec in catalog.names():
+        guest = catalog.get(spec)
+        image = guest.image
         if not image.is_file():
             raise ConfigError(f"bundled guest {spec!r} has no image; build it with: python -m replayvm.guests.build")
         return image.read_bytes(), spec, guest.cmdline
@@ -103,9 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_guests(args: argparse.Namespace) -> int:
     from replayvm.guests import catalog
 
-    width = max(len(n) for n in catalog.GUESTS)
-    for name, guest in catalog.GUESTS.items():
-        print(f"{name:<{width}}  {guest.description}")
+    width = max(len(n) for n in catalog.names())
+    for guest in catalog.GUESTS:
+        extra = f"  [cmdline: {guest.cmdline}]" if guest.cmdline else ""
+        print(f"{guest.name:<{width}}  {guest.description}{extra}")
     return 0
 
 
@@ -151,7 +152,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "\nThe run is deterministic: time is the instruction count, so running it again gives the same\n"
         "output and the same final state. Try `replayvm guests` and `replayvm run timer`."
     )
-    expected = catalog.GUESTS["demo"].status
+    expected = catalog.get("demo").exit_status
     if result.status != expected:
         print(f"replayvm: demo guest ended unexpectedly: {result.message}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ class SerialSource:
     """Bytes for the guest's serial port."""
 
     eof = True
+    interactive = False  # bytes may arrive later, in host time
 
     def read(self, max_bytes: int, timeout: float | None = 0.0) -> bytes:
         """Up to ``max_bytes`` bytes; waits up to ``timeout`` seconds (None: until
@@ -51,6 +52,7 @@ class StreamSource(SerialSource):
     def __init__(self, stream: BinaryIO) -> None:
         self._fd = stream.fileno()
         self.eof = False
+        self.interactive = True
         self._pending = b""
 
     def read(self, max_bytes: int, timeout: float | None = 0.0) -> bytes:
@@ -84,6 +86,10 @@ class Host:
     @property
     def serial_eof(self) -> bool:
         return self.serial.eof
+
+    @property
+    def serial_interactive(self) -> bool:
+        return self.serial.interactive
 
     def close(self) -> None:
         self.serial.close()

@@ -80,6 +80,7 @@ class Machine:
         host: Host | None = None,
         serial_out: Callable[[bytes], None] | None = None,
         image_name: str = "image",
+        max_slice: int = MAX_SLICE,
     ) -> None:
         config.validate()
         self.config = config
@@ -91,6 +92,7 @@ class Machine:
         self._out = bytearray()
         self._intr_level = False
         self._window = WINDOW_MIN
+        self.max_slice = max_slice
         self.result: RunResult | None = None
         self._build_devices()
         self._boot(image, image_name)
@@ -135,20 +137,25 @@ class Machine:
     # -- port I/O exits ---------------------------------------------------------------
     def _pio_read(self, port: int, size: int) -> int:
         value = self.bus.read(port, size)
-        self._check_intr()
+        self._after_io(port)
         return value
 
     def _pio_write(self, port: int, size: int, value: int) -> None:
         self.bus.write(port, size, value)
-        self._check_intr()
+        self._after_io(port)
 
-    def _check_intr(self) -> None:
-        """End the slice when the PIC's INTR output rises, as the CPU would take
-        the interrupt at the next instruction boundary."""
+    def _after_io(self, port: int) -> None:
+        """End the slice right after this instruction when the world changed:
+        the PIC's INTR output rose (the CPU takes the interrupt at the next
+        instruction boundary), or the UART made room while host input waits
+        (QEMU's chardev delivers as soon as the receiver can take a byte).
+        Both depend only on guest actions, so where slices end does not."""
         level = self.pic.has_interrupt()
         if level and not self._intr_level:
             self.vcpu.kick()
         self._intr_level = level
+        if COM1_BASE <= port < COM1_BASE + 8 and not self.host.serial_eof and self.uart.can_receive():
+            self.vcpu.kick()
 
     def _on_debug_exit(self, status: int) -> None:
         self._finish("debug-exit", status, f"guest exited with status {status} (isa-debug-exit)")
@@ -198,7 +205,7 @@ class Machine:
                 now = vcpu.now()
                 deadline = self._advance_devices(now)
                 self._feed_serial()
-                budget = MAX_SLICE
+                budget = self.max_slice
                 if self.pic.has_interrupt():
                     if vcpu.interrupts_enabled():
                         vcpu.inject_interrupt(self.pic.acknowledge())
@@ -209,7 +216,7 @@ class Machine:
                 self._intr_level = self.pic.has_interrupt()
                 if deadline is not None:
                     budget = min(budget, max(1, deadline - now))
-                if not self.host.serial_eof:
+                if self.host.serial_interactive and not self.host.serial_eof:
                     budget = min(budget, INPUT_POLL_SLICE)
                 if max_insns is not None:
                     left = max_insns - vcpu.icount
@@ -241,7 +248,7 @@ class Machine:
         now = vcpu.now()
         if deadline is None or deadline <= now:
             deadline = self._advance_devices(now)
-        if not self.host.serial_eof and self.uart.can_receive():
+        if self.host.serial_interactive and not self.host.serial_eof and self.uart.can_receive():
             # Interactive input: wait in real time, at most until the next timer.
             wait = 0.1 if deadline is None else min(0.1, (deadline - now) / 1e9)
             self._feed_serial(timeout=wait)
@@ -249,5 +256,5 @@ class Machine:
                 return
         if deadline is not None:
             vcpu.idle_ns += max(0, deadline - now)
-        elif self.host.serial_eof:
+        elif not (self.host.serial_interactive and not self.host.serial_eof):
             self._finish("idle", 0, f"guest is idle with nothing left to wake it (icount {vcpu.icount}, RIP {vcpu.rip:#x})")

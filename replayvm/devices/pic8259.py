@@ -81,11 +81,12 @@ _STATE_FIELDS = (
 
 
 class Pic8259(ByteDevice):
-    """One 8259A: a 2-port window (command at offset 0, data at offset 1)."""
+    """One 8259A: a 2-port window (command at offset 0, data at offset 1).
 
-    def __init__(
-        self, name: str, is_master: bool, output: Callable[[bool], None] | None = None
-    ) -> None:
+    Each chip saves its own state; :class:`Pic8259Pair` saves both at once.
+    """
+
+    def __init__(self, name: str, is_master: bool, output: Callable[[bool], None] | None = None) -> None:
         self.name = name
         self._is_master = is_master
         self._output = output
@@ -255,12 +256,12 @@ class Pic8259(ByteDevice):
         if self._output is not None:
             self._output(self.pending() is not None)
 
-    def state(self) -> dict[str, Any]:
+    def save_state(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _STATE_FIELDS}
 
-    def restore(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
+    def load_state(self, state: dict[str, Any]) -> None:
+        for name in _STATE_FIELDS:
+            setattr(self, name, state[name])
         self._update()
 
 
@@ -305,12 +306,12 @@ class Pic8259Pair:
         return vector
 
     def save_state(self) -> dict[str, Any]:
-        master, slave = self.master.state(), self.slave.state()
+        master, slave = self.master.save_state(), self.slave.save_state()
         return {name: [master[name], slave[name]] for name in _STATE_FIELDS}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.master.restore({name: state[name][0] for name in _STATE_FIELDS})
-        self.slave.restore({name: state[name][1] for name in _STATE_FIELDS})
+        self.master.load_state({name: state[name][0] for name in _STATE_FIELDS})
+        self.slave.load_state({name: state[name][1] for name in _STATE_FIELDS})
 
 
 class Elcr(ByteDevice):

@@ -102,12 +102,10 @@ def pvh_entry(elf: bytes) -> int:
     """The XEN_ELFNOTE_PHYS32_ENTRY address in an ELF64 file's PT_NOTE segments."""
     if elf[:4] != b"\x7fELF" or elf[4] != 2:
         raise ValueError("not an ELF64 file")
-    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
     for i in range(phnum):
-        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from(
-            "<IIQQQQ", elf, phoff + i * phentsize
-        )
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", elf, phoff + i * phentsize)
         if p_type != ELF_PT_NOTE:
             continue
         pos, end = p_offset, p_offset + p_filesz
@@ -124,7 +122,7 @@ def pvh_entry(elf: bytes) -> int:
 
 def _run(argv: list[str]) -> None:
     env = dict(os.environ, LC_ALL="C")
-    proc = subprocess.run(argv, cwd=GUESTS_DIR, env=env, capture_output=True, text=True)
+    proc = subprocess.run(argv, cwd=GUESTS_DIR, env=env, capture_output=True, text=True, check=False)
     if proc.stderr:
         sys.stderr.write(proc.stderr)
     if proc.returncode != 0:
@@ -170,12 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m replayvm.guests.build",
         description="Build the bundled PVH guest kernels with the system gcc.",
     )
-    parser.add_argument(
-        "names", nargs="*", metavar="NAME", help="guests to build (default: all)"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=IMAGES_DIR, help=f"output directory (default: {IMAGES_DIR})"
-    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="guests to build (default: all)")
+    parser.add_argument("--out", type=Path, default=IMAGES_DIR, help=f"output directory (default: {IMAGES_DIR})")
     parser.add_argument("--cc", default="gcc", help="the gcc to use (default: gcc)")
     args = parser.parse_args(argv)
     try:

@@ -14,7 +14,7 @@ dataclass fields.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from replayvm.log.events import (
     KINDS,
@@ -183,16 +183,17 @@ def decode_events(
     offset: int,
     where: str,
     allowed: frozenset[int],
-) -> list[Event]:
-    """Decode exactly ``count`` records filling all of ``payload``.
+) -> Iterator[Event]:
+    """Decode exactly ``count`` records filling all of ``payload``, lazily.
 
-    ``allowed`` is the set of tags this container may hold (END only in the
-    END frame, never in a chunk). The first record must sit at
-    ``first_icount`` exactly. Failures raise TraceFormatError located at the
-    container's file ``offset``.
+    A generator, so that a hostile chunk of millions of tiny records costs
+    one event of memory at a time; a malformed record raises after the
+    records before it were yielded. ``allowed`` is the set of tags this
+    container may hold (END only in the END frame, never in a chunk). The
+    first record must sit at ``first_icount`` exactly. Failures raise
+    TraceFormatError located at the container's file ``offset``.
     """
     cur = Cursor(payload, offset, where)
-    events: list[Event] = []
     icount = first_icount
     for i in range(count):
         tag = cur.uvarint()
@@ -208,12 +209,14 @@ def decode_events(
             cur.fail(f"event {i}: icount overflows 64 bits")
         values = [f.decode(cur) for f in fields]
         try:
-            events.append(cls(icount, *values))  # type: ignore[call-arg]
+            event = cls(icount, *values)  # type: ignore[call-arg]
         except (TypeError, ValueError) as exc:
+            # Unreachable while the field decoders enforce the constructors'
+            # limits; kept so a future mismatch is a format error, not a crash.
             cur.fail(f"event {i} ({cls.KIND}): {exc}")
+        yield event
     if cur.remaining:
         cur.fail(f"{cur.remaining} bytes left after the declared {count} events")
-    return events
 
 
 def _tag_label(tag: int) -> str:

@@ -210,10 +210,7 @@ class End(Event):
 
 
 KINDS: Mapping[int, type[Event]] = MappingProxyType(
-    {
-        cls.TAG: cls
-        for cls in (SerialInput, WallClock, Entropy, NetRx, DeviceResult, Sync, End)
-    }
+    {cls.TAG: cls for cls in (SerialInput, WallClock, Entropy, NetRx, DeviceResult, Sync, End)}
 )
 """Every event kind by its stable wire tag; ``cls.TAG`` is the reverse map."""
 

@@ -128,9 +128,7 @@ def encode_header(
     problem = json_problem(doc)
     if problem:
         raise ValueError(f"config is not plain JSON: {problem}")
-    raw = json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
     if len(raw) > MAX_HEADER_SIZE:
         raise ValueError(f"header is {len(raw)} bytes, the limit is {MAX_HEADER_SIZE}")
     return raw
@@ -146,9 +144,7 @@ def check_blob_name(name: object) -> str | None:
     return None
 
 
-def decode_header(
-    raw: bytes, format_version: int, offset: int
-) -> tuple[RecordingHeader, list[tuple[str, int, str]]]:
+def decode_header(raw: bytes, format_version: int, offset: int) -> tuple[RecordingHeader, list[tuple[str, int, str]]]:
     """Parse and validate header JSON read from the file at ``offset``.
 
     Returns the header and the blob table as (name, size, sha256 hex).

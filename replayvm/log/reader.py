@@ -15,6 +15,8 @@ prefix of a valid file in which only the last frame can be partial. Hence:
   there, the recording is incomplete, every event before it is readable;
 * a frame that lies entirely inside the file and fails any check (header
   CRC, tag, limits, payload CRC, decoding) is *corruption*, wherever it is;
+* a tail of zero bytes (what a filesystem can leave after a power loss) is
+  a truncated tail too: no frame starts with a zero byte;
 * a tail cut inside the header or the blobs is an error too: such a file
   holds no replayable run.
 
@@ -28,10 +30,11 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 import lz4.block
 import lz4.frame
@@ -148,7 +151,7 @@ class _Source:
             self._data = bytes(source)
             self.size = len(self._data)
         elif isinstance(source, str | os.PathLike):
-            self._file = open(source, "rb")
+            self._file = open(source, "rb")  # noqa: SIM115 - held until close()
             self.size = os.fstat(self._file.fileno()).st_size
         else:
             raise TypeError(f"cannot read a recording from {type(source).__name__}")
@@ -178,6 +181,21 @@ class _Source:
             n -= piece
         return crc
 
+    def zero_from(self, offset: int) -> bool:
+        """True if every byte from ``offset`` to the end is zero.
+
+        A filesystem that lost power after extending the file but before
+        writing its data leaves such a tail; no frame starts with a zero tag.
+        """
+        if offset < self.size and self.read(offset, 1) != b"\0":
+            return False  # the common case: a frame's tag
+        while offset < self.size:
+            piece = self.read(offset, min(self.size - offset, _CRC_PIECE))
+            if piece.count(0) != len(piece):
+                return False
+            offset += len(piece)
+        return True
+
     def close(self) -> None:
         self.closed = True
         if self._file is not None:
@@ -190,7 +208,8 @@ class RecordingReader:
     ``source`` is a path or the file's bytes. Construction raises
     TraceFormatError if the file is not a readable recording; an incomplete
     recording (no END: the recorder died) opens fine with ``complete``
-    False and ``truncated_at`` set.
+    False and ``truncated_at`` set. Failing to open a path at all is the
+    usual OSError: that is not a property of the file's contents.
     """
 
     header: RecordingHeader
@@ -201,10 +220,14 @@ class RecordingReader:
     """The END event, or None for an incomplete recording."""
     truncated_at: int | None
     """Offset of the first byte not in a complete frame, if incomplete."""
+    events_offset: int
+    """Where the event area begins: the end of the header and blob frames."""
 
     def __init__(self, source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> None:
         self._src = _Source(source)
-        self._chunks: list[FrameInfo] = []
+        # Offsets only: a hostile file of many tiny chunks must not turn into
+        # an index many times its size.
+        self._chunk_offsets = array("Q")
         self._blob_frames: dict[str, FrameInfo] = {}
         self._end_offset = 0
         self.end = None
@@ -229,7 +252,7 @@ class RecordingReader:
     @property
     def chunks(self) -> tuple[FrameInfo, ...]:
         """The complete event chunks, in file order."""
-        return tuple(self._chunks)
+        return tuple(self._iter_chunks())
 
     def blob(self, name: str) -> bytes:
         """The contents of blob ``name``: decompressed within its declared size,
@@ -250,23 +273,22 @@ class RecordingReader:
         chunk's contents are malformed.
         """
         last: int | None = None
-        for frame in self._chunks:
-            decoded = decode_events(
+        for frame in self._iter_chunks():
+            if last is not None and frame.first_icount < last:
+                raise TraceFormatError(
+                    f"chunk starts at icount {frame.first_icount}, before the previous event at {last}",
+                    frame.offset,
+                )
+            for event in decode_events(
                 self._inflate(frame),
                 first_icount=frame.first_icount,
                 count=frame.count,
                 offset=frame.offset,
                 where=f"chunk of {frame.count} events",
                 allowed=_CHUNK_TAGS,
-            )
-            if last is not None and frame.first_icount < last:
-                raise TraceFormatError(
-                    f"chunk starts at icount {frame.first_icount}, before the previous "
-                    f"event at {last}",
-                    frame.offset,
-                )
-            yield from decoded
-            last = decoded[-1].icount
+            ):
+                yield event
+                last = event.icount
         if self.end is not None and last is not None and self.end.icount < last:
             raise TraceFormatError(
                 f"END at icount {self.end.icount} precedes the last event at {last}",
@@ -276,6 +298,11 @@ class RecordingReader:
     def summary(self) -> RecordingSummary:
         """Counts and sizes for ``replayvm info``; decodes every event once."""
         counts = {cls.KIND: 0 for cls in KINDS.values() if cls is not End}
+        chunks = raw = stored = 0
+        for frame in self._iter_chunks():
+            chunks += 1
+            raw += frame.raw_size
+            stored += frame.stored_size
         first: int | None = None
         last: int | None = None
         total = 0
@@ -292,19 +319,19 @@ class RecordingReader:
             truncated_at=self.truncated_at,
             end=self.end,
             blobs=tuple(self.blobs.values()),
-            chunks=len(self._chunks),
+            chunks=chunks,
             events=total,
             event_counts=counts,
             first_icount=first,
             last_icount=last,
-            event_bytes=sum(f.raw_size for f in self._chunks),
-            event_stored_bytes=sum(f.stored_size for f in self._chunks),
+            event_bytes=raw,
+            event_stored_bytes=stored,
         )
 
     def close(self) -> None:
         self._src.close()
 
-    def __enter__(self) -> RecordingReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -335,14 +362,12 @@ class RecordingReader:
             frame = self._frame_at(offset)
             if frame is None:
                 raise TraceFormatError(
-                    f"the file ends inside blob {name!r}: the recorder died before its "
-                    "header was written, nothing to replay",
+                    f"the file ends inside blob {name!r}: the recorder died while writing "
+                    "the header and blobs, nothing to replay",
                     offset,
                 )
             if frame.tag != TAG_BLOB:
-                raise TraceFormatError(
-                    f"expected the frame of blob {name!r}, found a {frame.name} frame", offset
-                )
+                raise TraceFormatError(f"expected the frame of blob {name!r}, found a {frame.name} frame", offset)
             if frame.raw_size != size:
                 raise TraceFormatError(
                     f"blob {name!r} frame holds {frame.raw_size} bytes, the table says {size}",
@@ -352,11 +377,15 @@ class RecordingReader:
             self._blob_frames[name] = frame
             offset = frame.end
         self.blobs = MappingProxyType(blobs)
+        self.events_offset = offset
 
         size = self._src.size
         first_icount = 0
         while True:
-            frame = self._frame_at(offset) if offset < size else None
+            if offset == size or self._src.zero_from(offset):
+                self.truncated_at = offset
+                return
+            frame = self._frame_at(offset)
             if frame is None:
                 self.truncated_at = offset
                 return
@@ -364,12 +393,11 @@ class RecordingReader:
                 self._check_crc(frame)
                 if frame.first_icount < first_icount:
                     raise TraceFormatError(
-                        f"chunk starts at icount {frame.first_icount}, before the previous "
-                        f"chunk's {first_icount}",
+                        f"chunk starts at icount {frame.first_icount}, before the previous chunk's {first_icount}",
                         offset,
                     )
                 first_icount = frame.first_icount
-                self._chunks.append(frame)
+                self._chunk_offsets.append(offset)
             elif frame.tag == TAG_END:
                 self._read_end(frame, first_icount)
                 if frame.end != size:
@@ -408,9 +436,7 @@ class RecordingReader:
                 raise TraceFormatError("bad frame tag in a partial frame", offset)
             return None
         head = self._src.read(offset, FRAME_HEADER_SIZE)
-        tag, codec, reserved, count, stored, raw, first, payload_crc, header_crc = (
-            FRAME_HEADER.unpack(head)
-        )
+        tag, codec, reserved, count, stored, raw, first, payload_crc, header_crc = FRAME_HEADER.unpack(head)
 
         def fail(message: str) -> TraceFormatError:
             return TraceFormatError(message, offset)
@@ -444,6 +470,13 @@ class RecordingReader:
             return None
         return frame
 
+    def _iter_chunks(self) -> Iterator[FrameInfo]:
+        for offset in self._chunk_offsets:
+            frame = self._frame_at(offset)
+            if frame is None:
+                raise TraceFormatError("the file shrank while it was being read", offset)
+            yield frame
+
     def _check_crc(self, frame: FrameInfo) -> None:
         if self._src.crc32(frame.payload_offset, frame.stored_size) != frame.payload_crc:
             raise TraceFormatError(f"{frame.name} frame: payload checksum mismatch", frame.offset)
@@ -467,25 +500,24 @@ class RecordingReader:
         # lz4 reports corrupt input with LZ4BlockError, RuntimeError or
         # ValueError depending on the API; all of them mean a bad payload.
         except Exception as exc:  # noqa: BLE001
-            raise TraceFormatError(
-                f"{frame.name} frame: corrupt lz4 data ({exc})", frame.offset
-            ) from None
+            raise TraceFormatError(f"{frame.name} frame: corrupt lz4 data ({exc})", frame.offset) from None
         if not complete or len(data) != frame.raw_size:
             raise TraceFormatError(
-                f"{frame.name} frame: lz4 data does not decompress to the declared "
-                f"{frame.raw_size} bytes",
+                f"{frame.name} frame: lz4 data does not decompress to the declared {frame.raw_size} bytes",
                 frame.offset,
             )
         return data
 
     def _read_end(self, frame: FrameInfo, first_icount: int) -> None:
-        (end,) = decode_events(
-            self._inflate(frame),
-            first_icount=frame.first_icount,
-            count=1,
-            offset=frame.offset,
-            where="END frame",
-            allowed=_END_TAGS,
+        (end,) = list(
+            decode_events(
+                self._inflate(frame),
+                first_icount=frame.first_icount,
+                count=1,
+                offset=frame.offset,
+                where="END frame",
+                allowed=_END_TAGS,
+            )
         )
         assert isinstance(end, End)
         if end.icount < first_icount:

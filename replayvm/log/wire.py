@@ -55,7 +55,7 @@ class Cursor:
     which for a compressed chunk is a position in the decompressed payload.
     """
 
-    __slots__ = ("buf", "pos", "end", "offset", "where")
+    __slots__ = ("buf", "end", "offset", "pos", "where")
 
     def __init__(self, buf: bytes, offset: int, where: str) -> None:
         self.buf = buf

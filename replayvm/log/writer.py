@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterable
 from importlib import metadata
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 import lz4.block
 import lz4.frame
@@ -91,9 +91,7 @@ class RecordingWriter:
             raise ValueError(f"chunk_bytes must be in [1, {MAX_CHUNK_BYTES}]")
         blob_list = _check_blobs(blobs)
         table = [(name, len(data), hashlib.sha256(data).hexdigest()) for name, data in blob_list]
-        header = encode_header(
-            REPLAYVM_VERSION, unicorn_version or _installed_unicorn_version(), config, table
-        )
+        header = encode_header(REPLAYVM_VERSION, unicorn_version or _installed_unicorn_version(), config, table)
 
         self._chunk_events = chunk_events
         self._chunk_bytes = chunk_bytes
@@ -109,7 +107,7 @@ class RecordingWriter:
         self.events_written = 0
 
         if isinstance(target, str | os.PathLike):
-            self._file: BinaryIO = open(target, "wb")
+            self._file: BinaryIO = open(target, "wb")  # noqa: SIM115 - held until close()
             self._owns_file = True
         else:
             self._file = target
@@ -135,9 +133,7 @@ class RecordingWriter:
             raise TypeError(f"cannot append {type(event).__name__}; END goes to close()")
         icount = event.icount
         if icount < self._last_icount:
-            raise ValueError(
-                f"events must be in icount order: {icount} after {self._last_icount}"
-            )
+            raise ValueError(f"events must be in icount order: {icount} after {self._last_icount}")
         if not self._count:
             self._first_icount = icount
             previous = icount
@@ -185,7 +181,7 @@ class RecordingWriter:
         """Events appended so far, by kind name (END not included)."""
         return dict(self._counts)
 
-    def __enter__(self) -> RecordingWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -233,15 +229,12 @@ class RecordingWriter:
         count: int = 0,
         first_icount: int = 0,
     ) -> None:
-        # Header and payload go out in one write: a frame is never split by
-        # anything but the end of the file.
-        head = FRAME_HEADER.pack(
-            tag, codec, 0, count, len(payload), raw_len, first_icount, zlib.crc32(payload), 0
-        )
-        head = head[:FRAME_HEADER_CRC_SPAN] + zlib.crc32(head[:FRAME_HEADER_CRC_SPAN]).to_bytes(
-            4, "little"
-        )
-        self._write(head + payload)
+        head = FRAME_HEADER.pack(tag, codec, 0, count, len(payload), raw_len, first_icount, zlib.crc32(payload), 0)
+        crc = zlib.crc32(head[:FRAME_HEADER_CRC_SPAN])
+        # A kill between or inside these writes leaves a frame cut by the end
+        # of the file, which the reader treats as the truncated tail.
+        self._write(head[:FRAME_HEADER_CRC_SPAN] + crc.to_bytes(4, "little"))
+        self._write(payload)
 
     # -- file -----------------------------------------------------------------
 
@@ -269,16 +262,16 @@ class RecordingWriter:
 def _check_blobs(blobs: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     result: list[tuple[str, bytes]] = []
     seen: set[str] = set()
-    for name, data in blobs:
+    for name, contents in blobs:
         problem = check_blob_name(name)
         if problem:
             raise ValueError(problem)
         if name in seen:
             raise ValueError(f"blob name {name!r} given twice")
         seen.add(name)
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"blob {name!r} must be bytes, not {type(data).__name__}")
-        data = bytes(data)
+        if not isinstance(contents, bytes | bytearray | memoryview):
+            raise TypeError(f"blob {name!r} must be bytes, not {type(contents).__name__}")
+        data = bytes(contents)
         if len(data) > MAX_BLOB_SIZE:
             raise ValueError(f"blob {name!r} is larger than {MAX_BLOB_SIZE} bytes")
         result.append((name, data))

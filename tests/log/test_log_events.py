@@ -37,9 +37,7 @@ def encode(events, first_icount):
 
 
 def decode(payload, first_icount, count, allowed=CHUNK_TAGS):
-    return decode_events(
-        payload, first_icount=first_icount, count=count, offset=0, where="test", allowed=allowed
-    )
+    return list(decode_events(payload, first_icount=first_icount, count=count, offset=0, where="test", allowed=allowed))
 
 
 def test_tags_are_stable():
@@ -53,7 +51,7 @@ def test_tags_are_stable():
         6: "Sync",
         7: "End",
     }
-    assert all(cls.TAG == tag for tag, cls in KINDS.items())
+    assert all(tag == cls.TAG for tag, cls in KINDS.items())
 
 
 def test_schema_lists_every_dataclass_field_after_icount():
@@ -70,7 +68,7 @@ def test_kind_name_accepts_tag_event_and_class():
     assert kind_name(0x55) == "unknown-0x55"
 
 
-@pytest.mark.parametrize("event", sample_events() + [SAMPLE_END], ids=lambda e: e.KIND)
+@pytest.mark.parametrize("event", [*sample_events(), SAMPLE_END], ids=lambda e: e.KIND)
 def test_each_kind_round_trips_through_the_codec(event):
     allowed = frozenset({event.TAG})
     assert decode(encode([event], event.icount), event.icount, 1, allowed) == [event]
@@ -155,10 +153,23 @@ def test_end_is_refused_inside_a_chunk():
         (b"\x01\x00\x80\x80\x80\x80\x10\x00", "device 4294967296 exceeds"),
     ],
 )
-def test_malformed_records_are_located_trace_format_errors(payload, message):
+def test_malformed_chunk_records_are_located_trace_format_errors(payload, message):
     with pytest.raises(TraceFormatError, match=message) as info:
         decode(payload, 0, 1)
     assert "payload byte" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"\x07\x00\x01\xff\x00\x10" + bytes(16) + b"\x00", "reason is not valid UTF-8"),
+        (b"\x07\x00\x00\x00\x10" + bytes(16) + b"\x01\x01\xff\x00", "key is not valid UTF-8"),
+        (b"\x07\x00\x00\x00\x10" + bytes(16) + b"\x81\x20", "stats count 4097 exceeds"),
+    ],
+)
+def test_malformed_end_records_are_refused(payload, message):
+    with pytest.raises(TraceFormatError, match=message):
+        decode(payload, 0, 1, frozenset({End.TAG}))
 
 
 def test_stats_keys_must_be_strictly_increasing():

@@ -14,8 +14,8 @@ const struct hvm_start_info *start_info(void)
     return boot_info;
 }
 
-/* Called by start.S in long mode, on the boot stack, interrupts disabled. */
-__attribute__((noreturn)) void sdk_main(uint32_t start_info_paddr)
+/* On the boot stack, interrupts disabled. */
+void sdk_main(uint32_t start_info_paddr)
 {
     const struct hvm_start_info *info =
         (const struct hvm_start_info *)(uintptr_t)start_info_paddr;

@@ -12,6 +12,8 @@
  */
 #include "gdt.h"
 
+        .file "isr.S"
+
         .text
 
 .macro ISR_NOERR vec

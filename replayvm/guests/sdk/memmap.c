@@ -47,7 +47,7 @@ static uint64_t align_up(uint64_t v, uint64_t align)
  */
 void *memmap_reserve(uint64_t size, uint64_t align)
 {
-    const uint64_t limit = 1ull << 32;
+    const uint64_t limit = 1ul << 32;
 
     if (!reserve_floor)
         reserve_floor = (uint64_t)(uintptr_t)__kernel_end;

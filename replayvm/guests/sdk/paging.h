@@ -9,16 +9,19 @@
 
 #include <stdint.h>
 
-#define PAGE_SIZE 4096ull
-#define LARGE_PAGE_SIZE (2ull << 20)
+#define PAGE_SIZE 4096ul
+#define LARGE_PAGE_SIZE (2ul << 20)
 
-#define PTE_P (1ull << 0)  /* present */
-#define PTE_W (1ull << 1)  /* writable */
-#define PTE_U (1ull << 2)  /* user */
-#define PTE_A (1ull << 5)  /* accessed */
-#define PTE_D (1ull << 6)  /* dirty */
-#define PTE_PS (1ull << 7) /* 2 MiB page, in a PD entry */
-#define PTE_ADDR_MASK 0x000ffffffffff000ull
+#define PTE_P (1ul << 0)  /* present */
+#define PTE_W (1ul << 1)  /* writable */
+#define PTE_U (1ul << 2)  /* user */
+#define PTE_A (1ul << 5)  /* accessed */
+#define PTE_D (1ul << 6)  /* dirty */
+#define PTE_PS (1ul << 7) /* 2 MiB page, in a PD entry */
+#define PTE_ADDR_MASK 0x000ffffffffff000ul
+
+/* The boot page tables (start.S): first 4 GiB identity mapped, 2 MiB pages. */
+extern uint64_t boot_pml4[512];
 
 /* A zeroed 4 KiB page from the pool (panics when the pool is exhausted). */
 void *page_alloc(void);

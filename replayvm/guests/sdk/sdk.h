@@ -20,6 +20,8 @@
 #define GUEST_EXIT_PANIC 0x7f /* process status 255 on QEMU's isa-debug-exit */
 
 int kmain(const struct hvm_start_info *info);
+/* Entered from start.S in long mode with EBX of the PVH entry. */
+__attribute__((noreturn)) void sdk_main(uint32_t start_info_paddr);
 
 /*
  * Exit through isa-debug-exit (port 0xf4: status (code << 1) | 1), else
@@ -43,6 +45,7 @@ uint64_t memmap_ram_bytes(void);
 /* Reserve size bytes of RAM above the kernel image; returns a physical (= virtual) address. */
 void *memmap_reserve(uint64_t size, uint64_t align);
 
+#include "checksum.h"
 #include "paging.h"
 #include "pic.h"
 #include "pit.h"

@@ -45,14 +45,14 @@ static volatile unsigned rx_head; /* written by the IRQ handler */
 static volatile unsigned rx_tail; /* written by the reader */
 static volatile uint64_t rx_dropped;
 
-static void uart_out(unsigned reg, uint8_t v)
+static void uart_out(uint16_t reg, uint8_t v)
 {
-    outb(COM1 + reg, v);
+    outb((uint16_t)(COM1 + reg), v);
 }
 
-static uint8_t uart_in(unsigned reg)
+static uint8_t uart_in(uint16_t reg)
 {
-    return inb(COM1 + reg);
+    return inb((uint16_t)(COM1 + reg));
 }
 
 /*

@@ -14,6 +14,6 @@ void serial_flush(void);                  /* wait until the transmitter is empty
 void serial_rx_enable(void);
 int serial_try_getc(void);                /* -1 if nothing received */
 int serial_getc(void);                    /* idles in hlt until a byte arrives */
-uint64_t serial_rx_dropped(void);         /* bytes lost to a full ring */
+uint64_t serial_rx_dropped(void);         /* bytes lost to a ful ring */
 
 #endif

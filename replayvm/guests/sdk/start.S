@@ -13,6 +13,8 @@
  */
 #include "gdt.h"
 
+        .file "start.S"
+
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
 #define MSR_EFER 0xc0000080

@@ -172,7 +172,6 @@ static void dispatch_irq(struct trap_frame *f)
     pic_eoi(irq);
 }
 
-/* Called by isr_common (isr.S) with interrupts disabled. */
 void trap_dispatch(struct trap_frame *f)
 {
     if (f->vector >= IRQ_BASE && f->vector < IRQ_BASE + NUM_IRQS) {

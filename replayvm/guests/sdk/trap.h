@@ -61,6 +61,8 @@ _Static_assert(sizeof(struct trap_frame) == 22 * 8, "trap frame layout (isr.S)")
 typedef void (*trap_handler_t)(struct trap_frame *frame);
 
 void trap_init(void);
+/* Entered from isr_common (isr.S) with interrupts disabled. */
+void trap_dispatch(struct trap_frame *frame);
 void trap_set_handler(unsigned vector, trap_handler_t handler);
 /* IRQ handlers are acknowledged (EOI) by the dispatcher after they return. */
 void irq_set_handler(unsigned irq, trap_handler_t handler);

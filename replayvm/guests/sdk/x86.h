@@ -1,7 +1,7 @@
 /*
  * x86-64 instruction wrappers: port I/O, control registers, CPUID, TSC,
- * interrupt flag.  Intel SDM vol. 2 for the instructions, vol. 3 §2.5 for
- * the control registers.
+ * interrupt flag (Intel SDM vol. 2 for the instructions, vol. 3 §2.5 for
+ * the control registers).
  */
 #ifndef SDK_X86_H
 #define SDK_X86_H
@@ -10,9 +10,6 @@
 #include <stdint.h>
 
 #define RFLAGS_IF (1u << 9)
-
-#define CR0_WP (1u << 16)
-#define CR4_PAE (1u << 5)
 
 static inline void outb(uint16_t port, uint8_t value)
 {

@@ -28,16 +28,18 @@ static bool ticks_reached(void *arg)
 int kmain(const struct hvm_start_info *info)
 {
     uint64_t target = cmdline_get_u64("ticks", 50);
-    uint32_t hz = (uint32_t)cmdline_get_u64("hz", 100);
+    uint64_t hz = cmdline_get_u64("hz", 100);
     uint64_t next_report = REPORT_EVERY;
     uint64_t tsc_start, tsc_end;
     struct rtc_time now;
     uint32_t divisor;
 
     (void)info;
+    if (hz == 0 || hz > PIT_INPUT_HZ)
+        panic("timer: hz=%lu is out of range", hz);
     irq_set_handler(IRQ_PIT, timer_irq);
-    divisor = pit_start_periodic(hz);
-    kprintf("timer: PIT channel 0, mode 2, %u Hz (divisor %u), waiting for %lu ticks\n",
+    divisor = pit_start_periodic((uint32_t)hz);
+    kprintf("timer: PIT channel 0, mode 2, %lu Hz (divisor %u), waiting for %lu ticks\n",
             hz, divisor, target);
 
     tsc_start = rdtsc();
