@@ -74,10 +74,13 @@ class StreamSource(SerialSource):
 class Host:
     """Live host: real wall clock, real input."""
 
-    def __init__(self, serial: SerialSource | None = None) -> None:
+    def __init__(self, serial: SerialSource | None = None, wall_clock_ns: int | None = None) -> None:
         self.serial = serial or SerialSource()
+        self._wall_clock_ns = wall_clock_ns  # fixed base, like QEMU's -rtc base=
 
     def wall_clock_ns(self) -> int:
+        if self._wall_clock_ns is not None:
+            return self._wall_clock_ns
         return time.time_ns()
 
     def serial_input(self, icount: int, max_bytes: int, timeout: float | None = 0.0) -> bytes:

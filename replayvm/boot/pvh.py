@@ -45,13 +45,21 @@ def pvh_entry(image: ElfImage) -> int | None:
     return None
 
 
+FIRMWARE_TOP_RESERVED = 0x20000
+
+
 def memory_map(ram_size: int) -> list[tuple[int, int, int]]:
-    """The PC memory map ReplayVM reports: low RAM, the EBDA/VGA/BIOS hole, high RAM."""
+    """The PC memory map ReplayVM reports, entry for entry what a PVH guest gets
+    from QEMU ``-M pc`` with SeaBIOS: low RAM up to the EBDA, the VGA/BIOS
+    hole, high RAM, and the top 128 KiB reserved (SeaBIOS keeps its tables
+    there). Guests that print their RAM size then print the same number."""
+    top = ram_size - FIRMWARE_TOP_RESERVED
     return [
         (0, 0x9FC00, E820_RAM),
         (0x9FC00, 0x400, E820_RESERVED),
         (0xF0000, 0x10000, E820_RESERVED),
-        (0x100000, ram_size - 0x100000, E820_RAM),
+        (0x100000, top - 0x100000, E820_RAM),
+        (top, FIRMWARE_TOP_RESERVED, E820_RESERVED),
     ]
 
 

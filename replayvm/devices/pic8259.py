@@ -42,7 +42,7 @@ ICW2_VECTOR_MASK = 0xF8
 ICW4_AEOI = 0x02  # automatic end of interrupt
 ICW4_SFNM = 0x10  # special fully nested mode
 
-OCW3_SELECT = 0x08  # with ICW1_INIT clear: OCW3, else OCW2
+OCW3_SELECT = 0x08  # a command-port write without ICW1_INIT: OCW3 if set, else OCW2
 OCW3_RIS = 0x01  # read ISR (else IRR) ...
 OCW3_RR = 0x02  # ... if this bit is set
 OCW3_POLL = 0x04

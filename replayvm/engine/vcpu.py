@@ -142,6 +142,13 @@ class Vcpu:
         self.stats = ExitStats()
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         self.uc.mem_map_ptr(0, ram.size, UC_PROT_ALL, ram.address)
+        # Use an explicit (empty) exit set instead of emu_start's `until`:
+        # emu_start otherwise invalidates the TB at `until` by translating it
+        # through the guest's page tables, and a failed walk leaves a phantom
+        # #PF behind (CR2 = until-1, QEMU's old_exception = 14), which turns
+        # the guest's next real #PF into #DF or swallows it.
+        self.uc.ctl_exits_enabled(True)
+        self.uc.ctl_set_exits([])
         self.counter = CountModeCounter(self.uc)
         self.injector = Injector(ram)
         self._pio_read = pio_read
