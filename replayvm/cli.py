@@ -121,7 +121,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     print(f"compute guest `crc` ({cmdline or 'default cmdline'}), slices of {report['slice']} instructions")
     for side in report["sides"]:  # type: ignore[union-attr]
-        print(f"  {side['name']:<13} {side['instructions']:>12} insns  {side['seconds']:8.3f} s  {side['mips']:9.1f} MIPS")
+        print(
+            f"  {side['name']:<13} {side['instructions']:>12} insns  {side['seconds']:8.3f} s  {side['mips']:9.1f} MIPS"
+        )
     print(f"  ratio replayvm / bare-unicorn = {report['ratio']:.3f}")
     return 0
 
@@ -165,12 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="boot a guest kernel", description="Boot a PVH guest kernel; its serial output goes to stdout.")
+    run = sub.add_parser(
+        "run", help="boot a guest kernel", description="Boot a PVH guest kernel; its serial output goes to stdout."
+    )
     run.add_argument("image", metavar="IMAGE", help="path to a PVH ELF kernel or a bundled guest name")
     run.add_argument("--memory", type=_positive_int, default=64, metavar="MiB", help="guest RAM (default 64)")
     run.add_argument("--cmdline", default=None, metavar="STR", help="kernel command line")
-    run.add_argument("--input", default=None, metavar="FILE", help="bytes for the serial port (default: stdin if not a terminal)")
-    run.add_argument("--max-insns", type=_positive_int, default=None, metavar="N", help="stop after N instructions (exit status 124)")
+    run.add_argument(
+        "--input", default=None, metavar="FILE", help="bytes for the serial port (default: stdin if not a terminal)"
+    )
+    run.add_argument(
+        "--max-insns", type=_positive_int, default=None, metavar="N", help="stop after N instructions (exit status 124)"
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
     run.set_defaults(func=cmd_run)
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from unicorn.x86_const import UC_X86_REG_EBX
+
 from replayvm.boot.pvh import plan_pvh_boot
 from replayvm.devices.base import Device
 from replayvm.devices.bus import PortBus
@@ -37,7 +39,6 @@ from replayvm.engine.memory import GuestRam
 from replayvm.engine.vcpu import Vcpu
 from replayvm.errors import ConfigError, GuestError
 from replayvm.host import Host
-from unicorn.x86_const import UC_X86_REG_EBX
 
 MIN_MEMORY_MIB = 4
 MAX_MEMORY_MIB = 3072  # below the MMIO hole at 0xC0000000
@@ -58,7 +59,9 @@ class MachineConfig:
 
     def validate(self) -> None:
         if not MIN_MEMORY_MIB <= self.memory_mib <= MAX_MEMORY_MIB:
-            raise ConfigError(f"--memory must be between {MIN_MEMORY_MIB} and {MAX_MEMORY_MIB} MiB, not {self.memory_mib}")
+            raise ConfigError(
+                f"--memory must be between {MIN_MEMORY_MIB} and {MAX_MEMORY_MIB} MiB, not {self.memory_mib}"
+            )
 
 
 @dataclass(slots=True)
@@ -124,8 +127,14 @@ class Machine:
 
     def devices(self) -> dict[str, Device]:
         return {
-            "pic": self.pic.master, "pic-slave": self.pic.slave, "pit": self.pit, "port61": self.port_b,
-            "rtc": self.rtc, "uart": self.uart, "i8042": self.i8042, "debug-exit": self.debug_exit,
+            "pic": self.pic.master,
+            "pic-slave": self.pic.slave,
+            "pit": self.pit,
+            "port61": self.port_b,
+            "rtc": self.rtc,
+            "uart": self.uart,
+            "i8042": self.i8042,
+            "debug-exit": self.debug_exit,
         }
 
     def _boot(self, image: bytes, image_name: str) -> None:
@@ -221,7 +230,9 @@ class Machine:
                 if max_insns is not None:
                     left = max_insns - vcpu.icount
                     if left <= 0:
-                        self._finish("max-insns", STATUS_MAX_INSNS, f"stopped after {vcpu.icount} instructions (--max-insns)")
+                        self._finish(
+                            "max-insns", STATUS_MAX_INSNS, f"stopped after {vcpu.icount} instructions (--max-insns)"
+                        )
                         break
                     budget = min(budget, left)
                 exit_reason = vcpu.run(budget)
@@ -241,7 +252,9 @@ class Machine:
         """The guest executed HLT: skip virtual time to the next event."""
         vcpu = self.vcpu
         if not vcpu.interrupts_enabled():
-            self._finish("halted", 4, f"guest halted with interrupts disabled at icount {vcpu.icount}, RIP {vcpu.rip:#x}")
+            self._finish(
+                "halted", 4, f"guest halted with interrupts disabled at icount {vcpu.icount}, RIP {vcpu.rip:#x}"
+            )
             return
         if self.pic.has_interrupt():
             return
@@ -257,4 +270,6 @@ class Machine:
         if deadline is not None:
             vcpu.idle_ns += max(0, deadline - now)
         elif not (self.host.serial_interactive and not self.host.serial_eof):
-            self._finish("idle", 0, f"guest is idle with nothing left to wake it (icount {vcpu.icount}, RIP {vcpu.rip:#x})")
+            self._finish(
+                "idle", 0, f"guest is idle with nothing left to wake it (icount {vcpu.icount}, RIP {vcpu.rip:#x})"
+            )

@@ -89,8 +89,6 @@ def plan_pvh_boot(data: bytes, ram_size: int, cmdline: str, what: str = "image")
     writes.append((CMDLINE_ADDR, raw_cmdline + b"\0"))
     mm = memory_map(ram_size)
     writes.append((MEMMAP_ADDR, b"".join(struct.pack("<QQII", a, s, t, 0) for a, s, t in mm)))
-    start_info = struct.pack(
-        "<IIIIQQQQII", HVM_START_MAGIC, 1, 0, 0, 0, CMDLINE_ADDR, 0, MEMMAP_ADDR, len(mm), 0
-    )
+    start_info = struct.pack("<IIIIQQQQII", HVM_START_MAGIC, 1, 0, 0, 0, CMDLINE_ADDR, 0, MEMMAP_ADDR, len(mm), 0)
     writes.append((START_INFO_ADDR, start_info))
     return BootPlan(entry, START_INFO_ADDR, tuple(writes), end)

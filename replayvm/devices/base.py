@@ -45,7 +45,7 @@ class IrqLine:
     assert on it without a PIC. ``sink(level)`` is called on every change.
     """
 
-    __slots__ = ("name", "level", "_sink", "raises")
+    __slots__ = ("_sink", "level", "name", "raises")
 
     def __init__(self, name: str = "irq", sink: Any = None) -> None:
         self.name = name

@@ -33,8 +33,7 @@ class PortBus:
         for b, n, d in self._ranges:
             if base < b + n and b < base + length:
                 raise ConfigError(
-                    f"ports {base:#x}-{base + length - 1:#x} ({device.name}) overlap "
-                    f"{b:#x}-{b + n - 1:#x} ({d.name})"
+                    f"ports {base:#x}-{base + length - 1:#x} ({device.name}) overlap {b:#x}-{b + n - 1:#x} ({d.name})"
                 )
         self._ranges.append((base, length, device))
         self._ranges.sort(key=lambda r: r[0])

@@ -28,14 +28,24 @@ _PGE, _CMOV, _PAT, _PSE36, _CLFSH = 1 << 13, 1 << 15, 1 << 16, 1 << 17, 1 << 19
 _MMX, _FXSR, _SSE, _SSE2 = 1 << 23, 1 << 24, 1 << 25, 1 << 26
 # Leaf 1 ECX (table 3-10).
 _SSE3, _PCLMUL, _SSSE3, _CX16, _SSE41, _SSE42, _POPCNT, _HYPERVISOR = (
-    1 << 0, 1 << 1, 1 << 9, 1 << 13, 1 << 19, 1 << 20, 1 << 23, 1 << 31)
+    1 << 0,
+    1 << 1,
+    1 << 9,
+    1 << 13,
+    1 << 19,
+    1 << 20,
+    1 << 23,
+    1 << 31,
+)
 # Leaf 0x80000001.
 _LAHF_LM = 1 << 0
 _SYSCALL, _NX, _RDTSCP, _LM = 1 << 11, 1 << 20, 1 << 27, 1 << 29
 # Leaf 0x80000007 EDX.
 _INVARIANT_TSC = 1 << 8
 
-LEAF1_EDX = _FPU | _DE | _PSE | _TSC | _MSR | _PAE | _CX8 | _PGE | _CMOV | _PAT | _PSE36 | _CLFSH | _MMX | _FXSR | _SSE | _SSE2
+LEAF1_EDX = (
+    _FPU | _DE | _PSE | _TSC | _MSR | _PAE | _CX8 | _PGE | _CMOV | _PAT | _PSE36 | _CLFSH | _MMX | _FXSR | _SSE | _SSE2
+)
 LEAF1_ECX = _SSE3 | _PCLMUL | _SSSE3 | _CX16 | _SSE41 | _SSE42 | _POPCNT | _HYPERVISOR
 
 SUBLEAF_LEAVES = frozenset({0x4, 0x7, 0xB, 0xD, 0xF, 0x10, 0x12, 0x14, 0x17, 0x18})

@@ -44,11 +44,26 @@ TS, NP, SS, GP, PF, MF, AC, MC, XM = 10, 11, 12, 13, 14, 16, 17, 18, 19
 VECTORS_WITH_ERROR_CODE = frozenset({DF, TS, NP, SS, GP, PF, AC, 21, 29, 30})
 CONTRIBUTORY = frozenset({DE, TS, NP, SS, GP})
 EXCEPTION_NAMES = {
-    0: "#DE divide error", 1: "#DB debug", 2: "NMI", 3: "#BP breakpoint", 4: "#OF overflow",
-    5: "#BR bound range", 6: "#UD invalid opcode", 7: "#NM device not available", 8: "#DF double fault",
-    10: "#TS invalid TSS", 11: "#NP segment not present", 12: "#SS stack fault",
-    13: "#GP general protection", 14: "#PF page fault", 16: "#MF x87 error", 17: "#AC alignment check",
-    18: "#MC machine check", 19: "#XM SIMD exception", 20: "#VE virtualization", 21: "#CP control protection",
+    0: "#DE divide error",
+    1: "#DB debug",
+    2: "NMI",
+    3: "#BP breakpoint",
+    4: "#OF overflow",
+    5: "#BR bound range",
+    6: "#UD invalid opcode",
+    7: "#NM device not available",
+    8: "#DF double fault",
+    10: "#TS invalid TSS",
+    11: "#NP segment not present",
+    12: "#SS stack fault",
+    13: "#GP general protection",
+    14: "#PF page fault",
+    16: "#MF x87 error",
+    17: "#AC alignment check",
+    18: "#MC machine check",
+    19: "#XM SIMD exception",
+    20: "#VE virtualization",
+    21: "#CP control protection",
 }
 
 GATE_INTERRUPT = 0xE
@@ -224,7 +239,7 @@ class Injector:
         ctx.set_reg(UC_X86_REG_RSP, rsp)
         ctx.set_reg(UC_X86_REG_RFLAGS, rflags & ~clear)
         ctx.set_reg(UC_X86_REG_RIP, offset)
-        limit = ((e1 & 0xFFFF) | (e2 & 0xF0000))
+        limit = (e1 & 0xFFFF) | (e2 & 0xF0000)
         if e2 & DESC_G:
             limit = (limit << 12) | 0xFFF
         if new_cpl != cpl:

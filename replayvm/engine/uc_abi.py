@@ -137,7 +137,9 @@ def _find_context_offsets() -> UcLayout:
     gp, soft = seen
     # RAX (offset 0 of the context data) also holds the selector; exclude words
     # that equal the probe's RAX in the second probe too.
-    error_code = _unique(_i32_offsets(gp, 0x1234) - _i32_offsets(soft, 0x4321) - _i32_offsets(soft, 0x1234), "error_code")
+    error_code = _unique(
+        _i32_offsets(gp, 0x1234) - _i32_offsets(soft, 0x4321) - _i32_offsets(soft, 0x1234), "error_code"
+    )
     old_exc = _unique(_i32_offsets(gp, 13) & _i32_offsets(soft, 13), "old_exception")
     return UcLayout(0, hflags, segs, error_code, old_exc, len(blob))
 
@@ -164,8 +166,16 @@ def add_raw_insn_hook(uc: Uc, insn: int, callback: RAW_INSN_CB) -> int:
     ``callback`` alive as long as ``uc``.
     """
     handle = ctypes.c_size_t()
-    err = uclib.uc_hook_add(uc._uch, ctypes.byref(handle), UC_HOOK_INSN, ctypes.cast(callback, ctypes.c_void_p),
-                            None, ctypes.c_uint64(1), ctypes.c_uint64(0), ctypes.c_int(insn))
+    err = uclib.uc_hook_add(
+        uc._uch,
+        ctypes.byref(handle),
+        UC_HOOK_INSN,
+        ctypes.cast(callback, ctypes.c_void_p),
+        None,
+        ctypes.c_uint64(1),
+        ctypes.c_uint64(0),
+        ctypes.c_int(insn),
+    )
     if err != 0:
         raise EngineError(f"Unicorn refused an instruction hook for insn {insn} (error {err})")
     return handle.value

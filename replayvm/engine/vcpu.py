@@ -117,17 +117,58 @@ EFER_SCE = 1 << 0
 RFLAGS_IF = 1 << 9
 
 GPRS = (
-    UC_X86_REG_RAX, UC_X86_REG_RBX, UC_X86_REG_RCX, UC_X86_REG_RDX,
-    UC_X86_REG_RSI, UC_X86_REG_RDI, UC_X86_REG_RBP, UC_X86_REG_RSP,
-    UC_X86_REG_R8, UC_X86_REG_R9, UC_X86_REG_R10, UC_X86_REG_R11,
-    UC_X86_REG_R12, UC_X86_REG_R13, UC_X86_REG_R14, UC_X86_REG_R15,
-    UC_X86_REG_RIP, UC_X86_REG_RFLAGS,
+    UC_X86_REG_RAX,
+    UC_X86_REG_RBX,
+    UC_X86_REG_RCX,
+    UC_X86_REG_RDX,
+    UC_X86_REG_RSI,
+    UC_X86_REG_RDI,
+    UC_X86_REG_RBP,
+    UC_X86_REG_RSP,
+    UC_X86_REG_R8,
+    UC_X86_REG_R9,
+    UC_X86_REG_R10,
+    UC_X86_REG_R11,
+    UC_X86_REG_R12,
+    UC_X86_REG_R13,
+    UC_X86_REG_R14,
+    UC_X86_REG_R15,
+    UC_X86_REG_RIP,
+    UC_X86_REG_RFLAGS,
 )
-GPR_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
-             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags")
+GPR_NAMES = (
+    "rax",
+    "rbx",
+    "rcx",
+    "rdx",
+    "rsi",
+    "rdi",
+    "rbp",
+    "rsp",
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+    "rip",
+    "rflags",
+)
 _DIGEST_REGS = GPRS + (
-    UC_X86_REG_CS, UC_X86_REG_SS, UC_X86_REG_DS, UC_X86_REG_ES, UC_X86_REG_FS, UC_X86_REG_GS,
-    UC_X86_REG_FS_BASE, UC_X86_REG_GS_BASE, UC_X86_REG_CR0, UC_X86_REG_CR2, UC_X86_REG_CR3, UC_X86_REG_CR4,
+    UC_X86_REG_CS,
+    UC_X86_REG_SS,
+    UC_X86_REG_DS,
+    UC_X86_REG_ES,
+    UC_X86_REG_FS,
+    UC_X86_REG_GS,
+    UC_X86_REG_FS_BASE,
+    UC_X86_REG_GS_BASE,
+    UC_X86_REG_CR0,
+    UC_X86_REG_CR2,
+    UC_X86_REG_CR3,
+    UC_X86_REG_CR4,
 )
 
 PioRead = Callable[[int, int], int]
@@ -135,7 +176,9 @@ PioWrite = Callable[[int, int, int], None]
 
 
 class Vcpu:
-    def __init__(self, ram: GuestRam, *, pio_read: PioRead, pio_write: PioWrite, cpuid: CpuidModel | None = None) -> None:
+    def __init__(
+        self, ram: GuestRam, *, pio_read: PioRead, pio_write: PioWrite, cpuid: CpuidModel | None = None
+    ) -> None:
         self.layout = layout()
         self.ram = ram
         self.cpuid = cpuid or CpuidModel()
@@ -194,7 +237,7 @@ class Vcpu:
         def wrapper(_uch: object, _ud: object) -> int:
             try:
                 return fn()
-            except BaseException as e:  # surfaced by emu_start, like the binding does
+            except BaseException as e:  # noqa: BLE001 - re-raised by emu_start, as the binding does
                 if uc._hook_exception is None:
                     uc._hook_exception = e
                 uc.emu_stop()
@@ -366,8 +409,10 @@ class Vcpu:
     def paging_regs(self) -> PagingRegs:
         uc = self.uc
         return PagingRegs(
-            uc.reg_read(UC_X86_REG_CR0), uc.reg_read(UC_X86_REG_CR3),
-            uc.reg_read(UC_X86_REG_CR4), uc.reg_read(UC_X86_REG_MSR, MSR_EFER),
+            uc.reg_read(UC_X86_REG_CR0),
+            uc.reg_read(UC_X86_REG_CR3),
+            uc.reg_read(UC_X86_REG_CR4),
+            uc.reg_read(UC_X86_REG_MSR, MSR_EFER),
         )
 
     def registers(self) -> dict[str, int]:

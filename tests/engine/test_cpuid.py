@@ -15,7 +15,7 @@ def test_vendor_is_genuine_intel() -> None:
 def test_hypervisor_bit_and_leaf() -> None:
     m = CpuidModel()
     assert m.query(1, 0)[2] & (1 << 31)
-    a, b, c, d = m.query(0x40000000, 0)
+    _, b, c, d = m.query(0x40000000, 0)
     assert regs_text(b, c, d).rstrip(b"\0") == b"ReplayVM"
 
 

@@ -58,7 +58,7 @@ def frame(cpu: Vcpu, words: int) -> list[int]:
 def test_int3_is_a_trap_returning_after_the_instruction(cpu: Vcpu) -> None:
     assert run_code(cpu, b"\x90\xcc") is ExitReason.HLT
     assert cpu.rip == HANDLER + 3 * 0x10 + 1
-    rip, cs, rflags, rsp, ss = frame(cpu, 5)
+    rip, cs, _rflags, rsp, _ss = frame(cpu, 5)
     assert (rip, cs & 0xFFFF, rsp) == (CODE + 2, 0, STACK)
     assert cpu.icount == 3  # nop, int3, hlt
     assert cpu.stats.exceptions[3] == 1
