@@ -147,8 +147,8 @@ class Injector:
             raise GuestError(f"event delivery wrote outside RAM: {e}") from None
 
     # -- delivery ------------------------------------------------------------
-    def inject(self, ctx: CpuContext, paging: PagingRegs, event: Event, return_rip: int) -> None:
-        """Deliver ``event`` as if it happened with RIP = ``return_rip``."""
+    def inject(self, ctx: CpuContext, paging: PagingRegs, event: Event, return_rip: int) -> int:
+        """Deliver ``event`` as if it happened with RIP = ``return_rip``; return the handler's RIP."""
         vector, error_code, kind, cr2 = event.vector, event.error_code, event.kind, event.cr2
         if not paging.efer & (1 << 10):
             raise TripleFault(f"{exception_name(vector)} in 32-bit mode: ReplayVM delivers events only in IA-32e mode")
@@ -156,8 +156,7 @@ class Injector:
             if cr2 is not None:
                 ctx.set_reg(UC_X86_REG_CR2, cr2)
             try:
-                self._deliver_once(ctx, paging, vector, error_code, kind, return_rip)
-                return
+                return self._deliver_once(ctx, paging, vector, error_code, kind, return_rip)
             except _Fault as f:
                 if vector == DF:
                     raise TripleFault(
@@ -176,7 +175,7 @@ class Injector:
 
     def _deliver_once(
         self, ctx: CpuContext, paging: PagingRegs, vector: int, error_code: int | None, kind: str, rip: int
-    ) -> None:
+    ) -> int:
         ext = 1 if kind == "external" else 0
         idt_err = vector * 8 + 2 + ext
         _, idt_base, idt_limit, _ = ctx.reg(UC_X86_REG_IDTR)
@@ -246,3 +245,4 @@ class Injector:
             ctx.load_segment(SEG_SS, new_cpl, 0, 0, new_cpl << DESC_DPL_SHIFT)
         ctx.load_segment(SEG_CS, (selector & ~3) | new_cpl, 0, limit, e2)
         ctx.clear_old_exception()
+        return offset

@@ -287,7 +287,8 @@ class Vcpu:
         rip = uc.reg_read(UC_X86_REG_RIP)
         efer = uc.reg_read(UC_X86_REG_MSR, MSR_EFER)
         if not efer & EFER_SCE:
-            self._deliver_sync(Event(UD), rip)
+            # Unicorn adds 2 to RIP after this hook: aim 2 bytes before the handler.
+            self._deliver_in_hook(CpuContext(uc, self.layout), Event(UD), rip, rip_adjust=-2)
             return
         star = uc.reg_read(UC_X86_REG_MSR, MSR_STAR)
         lstar = uc.reg_read(UC_X86_REG_MSR, MSR_LSTAR)
@@ -323,17 +324,41 @@ class Vcpu:
     def _deliver_sync(self, event: Event, rip: int) -> None:
         self._deliver_in_hook(CpuContext(self.uc, self.layout), event, rip)
 
-    def _deliver_in_hook(self, ctx: CpuContext, event: Event, rip: int) -> None:
+    def _deliver_in_hook(self, ctx: CpuContext, event: Event, rip: int, rip_adjust: int = 0) -> None:
         self.stats.by_reason["exception"] += 1
         self.stats.exceptions[event.vector] += 1
         try:
-            self.injector.inject(ctx, self.paging_regs(), event, rip)
+            handler = self.injector.inject(ctx, self.paging_regs(), event, rip)
         except TripleFault as e:
             ctx.clear_old_exception()
             ctx.restore()
             self.request_stop(ExitReason.SHUTDOWN, f"{e} (icount {self.current_icount()})")
             return
+        if rip_adjust:
+            ctx.set_reg(UC_X86_REG_RIP, (handler + rip_adjust) & 0xFFFF_FFFF_FFFF_FFFF)
         ctx.restore()
+
+    def map_mmio(self, base: int, size: int, read: PioRead, write: PioWrite) -> None:
+        """Map a device window (VM exit MMIO, KVM's EPT violation) at guest-physical
+        ``base``. ``read(offset, size)``/``write(offset, size, value)`` get offsets
+        within the window. Unicorn splits accesses wider than 4 bytes and keeps
+        RIP stale in the callback; a callback must never stop the slice, or
+        Unicorn replays the access (DESIGN.md §3)."""
+        if base % 0x1000 or size <= 0 or size % 0x1000 or base < self.ram.size:
+            raise ValueError(f"MMIO window {base:#x}+{size:#x} must be page-aligned and above RAM")
+        stats = self.stats
+
+        def on_read(uc: Uc, offset: int, width: int, _ud: object) -> int:
+            stats.by_reason["mmio"] += 1
+            stats.mmio_pages[base + (offset & ~0xFFF)] += 1
+            return read(offset, width) & ((1 << (8 * width)) - 1)
+
+        def on_write(uc: Uc, offset: int, width: int, value: int, _ud: object) -> None:
+            stats.by_reason["mmio"] += 1
+            stats.mmio_pages[base + (offset & ~0xFFF)] += 1
+            write(offset, width, value & ((1 << (8 * width)) - 1))
+
+        self.uc.mmio_map(base, size, on_read, None, on_write, None)
 
     # -- stopping ----------------------------------------------------------------
     def request_stop(self, reason: ExitReason, message: str = "") -> None:

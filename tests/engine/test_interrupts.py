@@ -134,3 +134,87 @@ def test_external_interrupt_beyond_idt_limit_is_gp_with_ext_bit(cpu: Vcpu) -> No
     cpu.inject_interrupt(0x20)
     assert cpu.rip == HANDLER + 13 * 0x10
     assert frame(cpu, 1)[0] == 0x20 * 8 + 2 + 1  # IDT bit, EXT bit
+
+
+def test_syscall_enters_lstar_with_star_selectors(cpu: Vcpu) -> None:
+    from unicorn.x86_const import UC_X86_REG_CS, UC_X86_REG_MSR, UC_X86_REG_R11, UC_X86_REG_RCX, UC_X86_REG_SS
+
+    cpu.uc.reg_write(UC_X86_REG_MSR, (0xC0000080, cpu.uc.reg_read(UC_X86_REG_MSR, 0xC0000080) | 1))  # EFER.SCE
+    cpu.uc.reg_write(UC_X86_REG_MSR, (0xC0000081, (0x08 << 32)))  # STAR: kernel CS 0x08, SS 0x10
+    cpu.uc.reg_write(UC_X86_REG_MSR, (0xC0000082, HANDLER + 0x300))  # LSTAR
+    cpu.uc.reg_write(UC_X86_REG_MSR, (0xC0000084, 0x200))  # FMASK clears IF
+    cpu.ram.write(HANDLER + 0x300, b"\xf4")
+    run_code(cpu, b"\xfb\x0f\x05")  # sti; syscall
+    assert cpu.rip == HANDLER + 0x301
+    assert cpu.uc.reg_read(UC_X86_REG_RCX) == CODE + 3
+    assert cpu.uc.reg_read(UC_X86_REG_R11) & 0x200  # the saved RFLAGS had IF
+    assert not cpu.interrupts_enabled()
+    assert (cpu.uc.reg_read(UC_X86_REG_CS), cpu.uc.reg_read(UC_X86_REG_SS)) == (0x08, 0x10)
+
+
+def test_syscall_without_efer_sce_is_invalid_opcode(cpu: Vcpu) -> None:
+    run_code(cpu, b"\x0f\x05")
+    assert cpu.rip == HANDLER + 6 * 0x10 + 1
+    assert frame(cpu, 1)[0] == CODE
+
+
+def test_rdtsc_reads_virtual_time_not_host_time(cpu: Vcpu) -> None:
+    from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RDX
+
+    cpu.idle_ns = 5_000_000_000
+    run_code(cpu, b"\x90\x90\x0f\x31\xf4")  # nop; nop; rdtsc; hlt
+    tsc = cpu.uc.reg_read(UC_X86_REG_RDX) << 32 | cpu.uc.reg_read(UC_X86_REG_RAX)
+    assert tsc == 5_000_000_000 + 3  # the RDTSC itself is the third instruction
+    assert cpu.stats.by_reason["rdtsc"] == 1
+
+
+def test_rdtscp_also_returns_tsc_aux(cpu: Vcpu) -> None:
+    from unicorn.x86_const import UC_X86_REG_MSR, UC_X86_REG_RAX, UC_X86_REG_RCX
+
+    cpu.uc.reg_write(UC_X86_REG_MSR, (0xC0000103, 7))
+    run_code(cpu, b"\x0f\x01\xf9\xf4")  # rdtscp; hlt
+    assert (cpu.uc.reg_read(UC_X86_REG_RAX), cpu.uc.reg_read(UC_X86_REG_RCX)) == (1, 7)
+
+
+def test_cpuid_exits_to_the_vmm_model(cpu: Vcpu) -> None:
+    from unicorn.x86_const import UC_X86_REG_EBX, UC_X86_REG_ECX, UC_X86_REG_EDX
+
+    run_code(cpu, b"\xb8\x00\x00\x00\x40\x0f\xa2\xf4")  # mov eax,0x40000000; cpuid; hlt
+    sig = b"".join(cpu.uc.reg_read(r).to_bytes(4, "little") for r in (UC_X86_REG_EBX, UC_X86_REG_ECX, UC_X86_REG_EDX))
+    assert sig.rstrip(b"\0") == b"ReplayVM"
+    assert cpu.stats.by_reason["cpuid"] == 1
+
+
+def test_budget_ends_the_slice_with_exact_count(cpu: Vcpu) -> None:
+    cpu.ram.write(CODE, b"\x90" * 100)
+    cpu.uc.reg_write(UC_X86_REG_RIP, CODE)
+    assert cpu.run(37) is ExitReason.SLICE_END
+    assert (cpu.icount, cpu.rip) == (37, CODE + 37)
+
+
+def test_mmio_accesses_exit_to_the_device_with_window_offsets() -> None:
+    from unicorn.x86_const import UC_X86_REG_RAX
+
+    ram = GuestRam(1 << 20)
+    seen: list[tuple[str, int, int, int]] = []
+    v = Vcpu(ram, pio_read=lambda p, s: 0, pio_write=lambda p, s, val: None)
+    v.map_mmio(
+        0xD000_0000,
+        0x1000,
+        lambda off, size: (seen.append(("r", off, size, 0)), 0x74726976)[1],
+        lambda off, size, val: seen.append(("w", off, size, val)),
+    )
+    code = b"\x48\xb8" + (0xD000_0000).to_bytes(8, "little") + b"\x8b\x00"  # movabs rax, base; mov eax,[rax]
+    code += b"\x48\xbb" + (0xD000_0070).to_bytes(8, "little") + b"\xc7\x03\x0f\x00\x00\x00"  # mov dword [rbx], 0xf
+    ram.write(CODE, code + b"\xf4")
+    v.uc.reg_write(UC_X86_REG_RIP, CODE)
+    v.run(100)
+    assert v.uc.reg_read(UC_X86_REG_RAX) == 0x74726976
+    assert seen == [("r", 0, 4, 0), ("w", 0x70, 4, 0xF)]
+    assert v.stats.by_reason["mmio"] == 2 and v.stats.mmio_pages[0xD000_0000] == 2
+
+
+def test_mmio_window_must_be_page_aligned_above_ram() -> None:
+    v = Vcpu(GuestRam(1 << 20), pio_read=lambda p, s: 0, pio_write=lambda p, s, val: None)
+    with pytest.raises(ValueError):
+        v.map_mmio(0xD000_0010, 0x1000, lambda o, s: 0, lambda o, s, val: None)
