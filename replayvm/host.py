@@ -86,13 +86,18 @@ class Host:
     def serial_input(self, icount: int, max_bytes: int, timeout: float | None = 0.0) -> bytes:
         return self.serial.read(max_bytes, timeout)
 
-    @property
-    def serial_eof(self) -> bool:
-        return self.serial.eof
+    def serial_more(self) -> bool:
+        """More serial input may still arrive."""
+        return not self.serial.eof
 
     @property
     def serial_interactive(self) -> bool:
+        """Input arrives in host time (a pipe or terminal): worth waiting for."""
         return self.serial.interactive
+
+    def next_input_icount(self) -> int | None:
+        """The icount of the next input already known to arrive (replay only)."""
+        return None
 
     def close(self) -> None:
         self.serial.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from unicorn.x86_const import UC_X86_REG_EBX
 
@@ -50,6 +51,7 @@ WINDOW_MIN, WINDOW_MAX = 256, 65_536  # slices while an IRQ waits for IF=1
 COM1_BASE, COM1_IRQ = 0x3F8, 4
 PIT_IRQ, RTC_IRQ = 0, 8
 STATUS_MAX_INSNS = 124  # like timeout(1)
+TIMER_PORTS = frozenset({0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,18 @@ class RunResult:
     exits: dict[str, object] = field(default_factory=dict)
 
 
+class RunObserver(Protocol):
+    """What a recorder or replayer plugs into the run loop."""
+
+    def next_stop(self, icount: int) -> int | None:
+        """The next icount at which a slice must end, if any."""
+        ...
+
+    def at_boundary(self, machine: Machine) -> None:
+        """Called at every slice boundary, before anything else happens there."""
+        ...
+
+
 class Machine:
     def __init__(
         self,
@@ -95,6 +109,8 @@ class Machine:
         self._out = bytearray()
         self._intr_level = False
         self._window = WINDOW_MIN
+        self._idle_fed_at = -1
+        self._stop_request: tuple[str, int, str] | None = None
         self.max_slice = max_slice
         self.result: RunResult | None = None
         self._build_devices()
@@ -152,6 +168,8 @@ class Machine:
     def _pio_write(self, port: int, size: int, value: int) -> None:
         self.bus.write(port, size, value)
         self._after_io(port)
+        if port in TIMER_PORTS:
+            self.vcpu.kick()  # a reprogrammed timer may fire inside the current slice
 
     def _after_io(self, port: int) -> None:
         """End the slice right after this instruction when the world changed:
@@ -163,7 +181,7 @@ class Machine:
         if level and not self._intr_level:
             self.vcpu.kick()
         self._intr_level = level
-        if COM1_BASE <= port < COM1_BASE + 8 and not self.host.serial_eof and self.uart.can_receive():
+        if COM1_BASE <= port < COM1_BASE + 8 and self.host.serial_more() and self.uart.can_receive():
             self.vcpu.kick()
 
     def _on_debug_exit(self, status: int) -> None:
@@ -198,22 +216,48 @@ class Machine:
         return nearest
 
     def _feed_serial(self, timeout: float | None = 0.0) -> None:
+        """Give the UART the host bytes it has room for (QEMU's chardev rule)."""
         uart, host = self.uart, self.host
-        while uart.can_receive() and not host.serial_eof:
+        while uart.can_receive() and host.serial_more():
             data = host.serial_input(self.vcpu.icount, 1, timeout)
             if not data:
                 return
             uart.receive(data[0])
             timeout = 0.0
-        self._intr_level = self._intr_level and self.pic.has_interrupt()
 
-    def run(self, max_insns: int | None = None) -> RunResult:
-        vcpu = self.vcpu
+    def request_stop(self, reason: str, status: int, message: str) -> None:
+        """Stop at the next slice boundary (Ctrl-C, a debugger); safe from a signal handler."""
+        self._stop_request = (reason, status, message)
+
+    def run(self, max_insns: int | None = None, observer: RunObserver | None = None) -> RunResult:
+        """Run until the guest exits, stops, or ``max_insns`` instructions have run.
+
+        At every slice boundary, in this order: the observer (recorder or
+        replayer) sees the state; stop requests are honoured; device timers
+        fire; host input is fed (one opportunity per icount: either here or
+        in the idle step that ended the previous slice); a pending interrupt
+        is injected; the next slice is sized to end at the next timer
+        deadline, the next logged input, the next observer stop and the
+        instruction limit, whichever comes first.
+        """
+        vcpu, host = self.vcpu, self.host
         try:
             while self.result is None:
+                icount = vcpu.icount
+                if observer is not None:
+                    observer.at_boundary(self)
+                    if self.result is not None:
+                        break
+                if self._stop_request is not None:
+                    self._finish(*self._stop_request)
+                    break
+                if max_insns is not None and icount >= max_insns:
+                    self._finish("max-insns", STATUS_MAX_INSNS, f"stopped after {icount} instructions (--max-insns)")
+                    break
                 now = vcpu.now()
                 deadline = self._advance_devices(now)
-                self._feed_serial()
+                if icount != self._idle_fed_at:
+                    self._feed_serial()
                 budget = self.max_slice
                 if self.pic.has_interrupt():
                     if vcpu.interrupts_enabled():
@@ -223,24 +267,22 @@ class Machine:
                         budget = self._window
                         self._window = min(self._window * 2, WINDOW_MAX)
                 self._intr_level = self.pic.has_interrupt()
-                if deadline is not None:
-                    budget = min(budget, max(1, deadline - now))
-                if self.host.serial_interactive and not self.host.serial_eof:
+                for stop in (
+                    deadline - now + icount if deadline is not None else None,
+                    host.next_input_icount(),
+                    observer.next_stop(icount) if observer is not None else None,
+                    max_insns,
+                ):
+                    if stop is not None and stop > icount:
+                        budget = min(budget, stop - icount)
+                if host.serial_interactive and host.serial_more():
                     budget = min(budget, INPUT_POLL_SLICE)
-                if max_insns is not None:
-                    left = max_insns - vcpu.icount
-                    if left <= 0:
-                        self._finish(
-                            "max-insns", STATUS_MAX_INSNS, f"stopped after {vcpu.icount} instructions (--max-insns)"
-                        )
-                        break
-                    budget = min(budget, left)
                 exit_reason = vcpu.run(budget)
                 self._flush_output()
                 if exit_reason is ExitReason.SHUTDOWN:
                     self._finish("shutdown", 0, vcpu.stop_message or "guest shut down")
                 elif exit_reason is ExitReason.HLT:
-                    self._idle(deadline)
+                    self._idle()
         except GuestError as e:
             self._flush_output()
             self._finish("guest-error", e.exit_status, str(e))
@@ -248,9 +290,10 @@ class Machine:
         self.result.exits = vcpu.stats.as_dict()
         return self.result
 
-    def _idle(self, deadline: int | None) -> None:
-        """The guest executed HLT: skip virtual time to the next event."""
-        vcpu = self.vcpu
+    def _idle(self) -> None:
+        """The guest executed HLT: wait for host input or skip virtual time to
+        the next timer deadline, as KVM's halt polling would sleep."""
+        vcpu, host = self.vcpu, self.host
         if not vcpu.interrupts_enabled():
             self._finish(
                 "halted", 4, f"guest halted with interrupts disabled at icount {vcpu.icount}, RIP {vcpu.rip:#x}"
@@ -259,17 +302,22 @@ class Machine:
         if self.pic.has_interrupt():
             return
         now = vcpu.now()
-        if deadline is None or deadline <= now:
-            deadline = self._advance_devices(now)
-        if self.host.serial_interactive and not self.host.serial_eof and self.uart.can_receive():
-            # Interactive input: wait in real time, at most until the next timer.
-            wait = 0.1 if deadline is None else min(0.1, (deadline - now) / 1e9)
+        deadline = self._advance_devices(now)
+        if self.pic.has_interrupt():
+            return
+        if host.serial_more() and self.uart.can_receive():
+            # This icount's one input opportunity: a live terminal may take real
+            # time (at most until the next timer); a replay looks at the log.
+            wait = 0.0
+            if host.serial_interactive:
+                wait = 0.1 if deadline is None else min(0.1, (deadline - now) / 1e9)
+            self._idle_fed_at = vcpu.icount
             self._feed_serial(timeout=wait)
             if self.pic.has_interrupt():
                 return
         if deadline is not None:
             vcpu.idle_ns += max(0, deadline - now)
-        elif not (self.host.serial_interactive and not self.host.serial_eof):
+        elif not host.serial_more():
             self._finish(
                 "idle", 0, f"guest is idle with nothing left to wake it (icount {vcpu.icount}, RIP {vcpu.rip:#x})"
             )
