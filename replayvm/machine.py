@@ -19,6 +19,7 @@ repeatable exactly.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -74,6 +75,19 @@ class RunResult:
     icount: int
     vtime_ns: int
     exits: dict[str, object] = field(default_factory=dict)
+
+
+def canonical_bytes(value: object) -> bytes:
+    """A byte encoding of plain device state that does not depend on dict order."""
+    if isinstance(value, dict):
+        return b"{" + b",".join(canonical_bytes(k) + b":" + canonical_bytes(value[k]) for k in sorted(value)) + b"}"
+    if isinstance(value, (list, tuple)):
+        return b"[" + b",".join(canonical_bytes(v) for v in value) + b"]"
+    if isinstance(value, (bytes, bytearray)):
+        return b"x" + bytes(value).hex().encode()
+    if isinstance(value, (bool, int, str)) or value is None:
+        return repr(value).encode()
+    raise TypeError(f"device state holds a {type(value).__name__}: state must be plain data")
 
 
 class RunObserver(Protocol):
@@ -142,16 +156,28 @@ class Machine:
         self.timed_devices: tuple[Device, ...] = (self.pit, self.rtc)
 
     def devices(self) -> dict[str, Device]:
+        """Every device with state, by a stable name (for `info devices` and digests)."""
         return {
-            "pic": self.pic.master,
+            "pic-master": self.pic.master,
             "pic-slave": self.pic.slave,
             "pit": self.pit,
             "port61": self.port_b,
             "rtc": self.rtc,
             "uart": self.uart,
             "i8042": self.i8042,
-            "debug-exit": self.debug_exit,
         }
+
+    def state_digest(self, *, ram: bool) -> bytes:
+        """Digest of the machine state: CPU registers, virtual time, every
+        device's ``save_state()``, and with ``ram`` all of guest RAM. Replay
+        compares it at every SYNC; equal digests mean equal machines."""
+        h = hashlib.blake2b(self.vcpu.register_state(), digest_size=16)
+        for name, dev in self.devices().items():
+            h.update(name.encode())
+            h.update(canonical_bytes(dev.save_state()))
+        if ram:
+            h.update(self.ram.digest())
+        return h.digest()
 
     def _boot(self, image: bytes, image_name: str) -> None:
         plan = plan_pvh_boot(image, self.ram.size, self.config.cmdline, image_name)

@@ -444,12 +444,15 @@ class Vcpu:
         values = self.uc.reg_read_batch(GPRS)
         return dict(zip(GPR_NAMES, values))
 
-    def digest(self) -> str:
-        """Full-state digest: architectural registers + all of RAM."""
-        h = hashlib.blake2b(digest_size=16)
+    def register_state(self) -> bytes:
+        """The architectural registers that define the CPU state, packed."""
         regs = self.uc.reg_read_batch(_DIGEST_REGS)
-        h.update(struct.pack(f"<{len(regs)}Q", *(r & 0xFFFF_FFFF_FFFF_FFFF for r in regs)))
-        h.update(struct.pack("<Q", self.uc.reg_read(UC_X86_REG_MSR, MSR_EFER)))
+        packed = struct.pack(f"<{len(regs)}Q", *(r & 0xFFFF_FFFF_FFFF_FFFF for r in regs))
+        return packed + struct.pack("<QQQ", self.uc.reg_read(UC_X86_REG_MSR, MSR_EFER), self.icount, self.idle_ns)
+
+    def digest(self) -> str:
+        """Full CPU digest: registers, time and all of RAM."""
+        h = hashlib.blake2b(self.register_state(), digest_size=16)
         h.update(self.ram.digest())
         return h.hexdigest()
 

@@ -1,0 +1,116 @@
+"""The recorder: runs a machine and logs every nondeterministic input.
+
+Host input reaches the machine only through :class:`RecordingHost`, which
+logs what passes on the way in, at the icount of the slice boundary where it
+was delivered (DESIGN.md §1). Periodic SYNC records carry a digest of the
+CPU and device state at exact icounts (multiples of the sync interval), so a
+replay that drifts is caught near where it drifted; END carries the final
+digest including RAM.
+
+Crash safety: the header and kernel are on disk before the guest starts, and
+event chunks are flushed (and fsynced) at least every second of host time,
+so a recorder killed at any moment leaves a replayable prefix.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from replayvm.host import Host, monotonic
+from replayvm.log import End, Event, RecordingWriter, SerialInput, Sync, WallClock
+from replayvm.machine import Machine, MachineConfig, RunResult
+from replayvm.session.recording import KERNEL_BLOB, SERIAL_DEVICE, SYNC_INTERVAL, RecordedSession
+
+FLUSH_SECONDS = 1.0
+
+
+class RecordingHost(Host):
+    """A live host whose every answer is logged."""
+
+    def __init__(self, live: Host, log: Callable[[Event], None]) -> None:
+        super().__init__(live.serial)
+        self._live = live
+        self._log = log
+
+    def wall_clock_ns(self) -> int:
+        value = self._live.wall_clock_ns()
+        self._log(WallClock(0, value))
+        return value
+
+    def serial_input(self, icount: int, max_bytes: int, timeout: float | None = 0.0) -> bytes:
+        data = self._live.serial_input(icount, max_bytes, timeout)
+        if data:
+            self._log(SerialInput(icount, SERIAL_DEVICE, data))
+        return data
+
+    def close(self) -> None:
+        self._live.close()
+
+
+class Recorder:
+    def __init__(
+        self,
+        path: str | Path,
+        image: bytes,
+        config: MachineConfig,
+        *,
+        host: Host | None = None,
+        serial_out: Callable[[bytes], None] | None = None,
+        image_name: str = "image",
+        sync_interval: int = SYNC_INTERVAL,
+        fsync: bool = True,
+    ) -> None:
+        config.validate()
+        self.session = RecordedSession(config, image_name, sync_interval)
+        self._out_crc = 0
+        self._out_bytes = 0
+        user_out = serial_out or (lambda data: None)
+
+        def out(data: bytes) -> None:
+            self._out_crc = zlib.crc32(data, self._out_crc)
+            self._out_bytes += len(data)
+            user_out(data)
+
+        self.writer = RecordingWriter(path, self.session.to_config(), [(KERNEL_BLOB, image)], fsync=fsync)
+        self._last_flush = monotonic()
+        self._last_sync = -1
+        self.host = RecordingHost(host or Host(), self.writer.append)
+        try:
+            self.machine = Machine(config, image, host=self.host, serial_out=out, image_name=image_name)
+        except BaseException:
+            self.writer.flush()
+            raise
+
+    # -- RunObserver -------------------------------------------------------------
+    def next_stop(self, icount: int) -> int:
+        interval = self.session.sync_interval
+        return (icount // interval + 1) * interval
+
+    def at_boundary(self, machine: Machine) -> None:
+        icount = machine.vcpu.icount
+        if icount % self.session.sync_interval == 0 and icount != self._last_sync:
+            self._last_sync = icount
+            self.writer.append(Sync(icount, machine.vcpu.rip, machine.state_digest(ram=False)))
+        now = monotonic()
+        if now - self._last_flush >= FLUSH_SECONDS:
+            self.writer.flush()
+            self._last_flush = now
+
+    # -- running -------------------------------------------------------------------
+    def run(self, max_insns: int | None = None) -> RunResult:
+        try:
+            result = self.machine.run(max_insns, observer=self)
+        except BaseException:
+            self.writer.flush()  # keep what was recorded; the file reads as incomplete
+            raise
+        self.writer.close(end_record(self.machine, result, self._out_crc, self._out_bytes))
+        self.host.close()
+        return result
+
+
+def end_record(machine: Machine, result: RunResult, out_crc: int, out_bytes: int) -> End:
+    stats = {f"exits.{k}": int(v) for k, v in machine.vcpu.stats.by_reason.items()}
+    stats.update(serial_out_crc32=out_crc, serial_out_bytes=out_bytes, idle_ns=machine.vcpu.idle_ns)
+    return End(result.icount, result.reason, result.status, machine.state_digest(ram=True), stats)

@@ -1,0 +1,199 @@
+"""The replayer: runs a recording's machine again, feeding back the log.
+
+:class:`ReplayHost` answers the machine's host questions from the log, so
+devices cannot tell a replay from the original run. Every SYNC record is
+checked at its icount; the first mismatch is a :class:`DivergenceError`
+naming the icount, the expected and actual RIP and digest, and the last
+logged events before it. The replay needs no file but the recording.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replayvm.errors import DivergenceError, ReplayVMError, TraceFormatError
+from replayvm.host import Host, SerialSource
+from replayvm.log import End, Event, RecordingReader, SerialInput, Sync, WallClock, kind_name
+from replayvm.machine import Machine, RunResult
+from replayvm.session.recorder import end_record
+from replayvm.session.recording import KERNEL_BLOB, SERIAL_DEVICE, RecordedSession
+
+HISTORY = 8  # events named in a divergence report
+
+
+def describe(event: Event) -> str:
+    detail = ""
+    if isinstance(event, SerialInput):
+        detail = f" {event.data!r}"
+    elif isinstance(event, Sync):
+        detail = f" rip={event.rip:#x}"
+    elif isinstance(event, WallClock):
+        detail = f" {event.unix_ns}"
+    return f"@{event.icount} {kind_name(event)}{detail}"
+
+
+class ReplayHost(Host):
+    """Host answers taken from the log, at the icounts they were given."""
+
+    def __init__(self, events: list[Event], history: deque[Event]) -> None:
+        super().__init__(SerialSource())
+        clocks = [e for e in events if isinstance(e, WallClock)]
+        if len(clocks) != 1:
+            raise TraceFormatError(f"expected one wall-clock record, found {len(clocks)}")
+        self._wall = clocks[0].unix_ns
+        self._inputs: deque[SerialInput] = deque(e for e in events if isinstance(e, SerialInput))
+        for e in self._inputs:
+            if e.device != SERIAL_DEVICE:
+                raise TraceFormatError(f"serial input for unknown device {e.device:#x}")
+        self._pending = b""
+        self._history = history
+
+    def wall_clock_ns(self) -> int:
+        return self._wall
+
+    def serial_input(self, icount: int, max_bytes: int, timeout: float | None = 0.0) -> bytes:
+        if not self._pending:
+            if not self._inputs:
+                return b""
+            head = self._inputs[0]
+            if head.icount > icount:
+                return b""
+            if head.icount < icount:
+                raise DivergenceError(
+                    f"replay diverged: input logged at icount {head.icount} was not taken "
+                    f"(the guest is at icount {icount} and its UART never had room)"
+                )
+            self._inputs.popleft()
+            self._history.append(head)
+            self._pending = head.data
+        data, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
+        return data
+
+    def serial_more(self) -> bool:
+        return bool(self._pending or self._inputs)
+
+    def next_input_icount(self) -> int | None:
+        return self._inputs[0].icount if self._inputs and not self._pending else None
+
+    def leftover(self) -> int:
+        return len(self._pending) + sum(len(e.data) for e in self._inputs)
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    result: RunResult
+    complete: bool
+    syncs_checked: int
+    end: End | None
+    verify_lines: list[str] = field(default_factory=list)
+
+
+class Replayer:
+    def __init__(
+        self,
+        path: str | Path | bytes,
+        *,
+        serial_out: Callable[[bytes], None] | None = None,
+        verify: bool = False,
+    ) -> None:
+        self.reader = RecordingReader(path)
+        self.session = RecordedSession.from_config(self.reader.header.config)
+        if KERNEL_BLOB not in self.reader.blobs:
+            raise TraceFormatError("the recording holds no kernel image")
+        image = self.reader.blob(KERNEL_BLOB)
+        events = list(self.reader.events())
+        self.complete = self.reader.complete
+        self.end = self.reader.end
+        self._syncs: deque[Sync] = deque(e for e in events if isinstance(e, Sync))
+        self._history: deque[Event] = deque(maxlen=HISTORY)
+        self._all = events
+        self.verify = verify
+        self.verify_lines: list[str] = []
+        self.syncs_checked = 0
+        self._out_crc = 0
+        self._out_bytes = 0
+        user_out = serial_out or (lambda data: None)
+
+        def out(data: bytes) -> None:
+            self._out_crc = zlib.crc32(data, self._out_crc)
+            self._out_bytes += len(data)
+            user_out(data)
+
+        self.host = ReplayHost(events, self._history)
+        try:
+            self.machine = Machine(
+                self.session.machine, image, host=self.host, serial_out=out, image_name=self.session.image_name
+            )
+        except ReplayVMError as e:
+            raise TraceFormatError(f"the recorded machine cannot be built: {e}") from None
+
+    # -- RunObserver -------------------------------------------------------------
+    def next_stop(self, icount: int) -> int | None:
+        return self._syncs[0].icount if self._syncs else None
+
+    def at_boundary(self, machine: Machine) -> None:
+        icount = machine.vcpu.icount
+        while self._syncs and self._syncs[0].icount <= icount:
+            sync = self._syncs.popleft()
+            if sync.icount < icount:
+                self._diverged(sync, icount, "the replay ran past this SYNC point")
+            actual = machine.state_digest(ram=False)
+            rip = machine.vcpu.rip
+            ok = actual == sync.digest and rip == sync.rip
+            if self.verify:
+                self.verify_lines.append(
+                    f"sync @{icount}: rip {rip:#x} digest {actual.hex()} {'ok' if ok else 'MISMATCH'}"
+                )
+            if not ok:
+                self._diverged(sync, icount, f"actual RIP {rip:#x}, digest {actual.hex()}")
+            self._history.append(sync)
+            self.syncs_checked += 1
+
+    def _diverged(self, sync: Sync, icount: int, actual: str) -> None:
+        last = "; ".join(describe(e) for e in self._history) or "none"
+        raise DivergenceError(
+            f"replay diverged at icount {sync.icount}: expected RIP {sync.rip:#x}, digest {sync.digest.hex()}; "
+            f"{actual} (now at icount {icount}). Last events before it: {last}"
+        )
+
+    # -- running -------------------------------------------------------------------
+    def run(self) -> ReplayReport:
+        end = self.end
+        if end is not None and end.reason not in ("max-insns", "interrupted"):
+            limit = None
+        elif end is not None:
+            limit = end.icount
+        else:  # incomplete: up to the last complete chunk
+            limit = self._all[-1].icount if self._all else 0
+        result = self.machine.run(max_insns=limit, observer=self)
+        if end is not None:
+            self._check_end(end, result)
+        elif self._syncs:
+            raise DivergenceError(f"replay stopped ({result.message}) before the SYNC at icount {self._syncs[0].icount}")
+        self.host.close()
+        return ReplayReport(result, end is not None, self.syncs_checked, end, self.verify_lines)
+
+    def _check_end(self, end: End, result: RunResult) -> None:
+        mine = end_record(self.machine, result, self._out_crc, self._out_bytes)
+        problems = []
+        if (mine.icount, mine.reason, mine.status) != (end.icount, end.reason, end.status):
+            problems.append(
+                f"ended at icount {mine.icount} ({mine.reason}, status {mine.status}), "
+                f"recorded icount {end.icount} ({end.reason}, status {end.status})"
+            )
+        for key in ("serial_out_crc32", "serial_out_bytes"):
+            if key in end.stats and end.stats[key] != mine.stats[key]:
+                problems.append(f"guest output differs ({key} {mine.stats[key]} vs {end.stats[key]})")
+        if mine.digest != end.digest:
+            problems.append(f"final digest {mine.digest.hex()} vs recorded {end.digest.hex()}")
+        if self.verify:
+            self.verify_lines.append(
+                f"end @{mine.icount}: digest {mine.digest.hex()} {'ok' if mine.digest == end.digest else 'MISMATCH'}"
+            )
+        if problems:
+            last = "; ".join(describe(e) for e in self._history) or "none"
+            raise DivergenceError(f"replay diverged at the end: {'; '.join(problems)}. Last events: {last}")
