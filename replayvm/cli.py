@@ -15,7 +15,7 @@ from pathlib import Path
 
 from replayvm import __version__
 from replayvm.errors import ConfigError, ReplayVMError
-from replayvm.host import BytesSource, Host, SerialSource, StreamSource, monotonic
+from replayvm.host import BytesSource, Host, SerialSource, StreamSource, TerminalSource, monotonic
 
 
 def _positive_int(text: str) -> int:
@@ -49,7 +49,7 @@ def resolve_image(spec: str) -> tuple[bytes, str, str | None]:
     raise ConfigError(f"no such file or bundled guest: {spec} (see `replayvm guests`)")
 
 
-def _serial_source(input_path: str | None) -> SerialSource:
+def _serial_source(input_path: str | None, *, terminal: bool = False) -> SerialSource:
     if input_path is not None:
         try:
             return BytesSource(Path(input_path).read_bytes())
@@ -60,7 +60,7 @@ def _serial_source(input_path: str | None) -> SerialSource:
         return SerialSource()
     try:
         if os.isatty(stdin.fileno()):
-            return SerialSource()
+            return TerminalSource(stdin.buffer) if terminal else SerialSource()
     except (OSError, ValueError):
         return SerialSource()
     return StreamSource(stdin.buffer)
@@ -98,6 +98,137 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(_summary(result, seconds), file=sys.stderr)
     return result.status
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import signal
+
+    from replayvm.machine import MachineConfig
+    from replayvm.session.recorder import Recorder
+
+    image, name, default_cmdline = resolve_image(args.image)
+    cmdline = args.cmdline if args.cmdline is not None else (default_cmdline or "")
+    output = args.output or f"{Path(name).stem}.rvr"
+    host = Host(_serial_source(args.input, terminal=True))
+    try:
+        recorder = Recorder(
+            output, image, MachineConfig(args.memory, cmdline), host=host, serial_out=_write_stdout, image_name=name
+        )
+    except OSError as e:
+        host.close()
+        raise ConfigError(f"cannot write {output}: {e.strerror}") from None
+
+    def on_sigint(signum: int, frame: object) -> None:
+        # Finish the file cleanly at the next slice boundary; a second Ctrl-C kills.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        recorder.machine.request_stop("interrupted", 130, "recording interrupted by Ctrl-C")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    t0 = monotonic()
+    try:
+        result = recorder.run(max_insns=args.max_insns)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        host.close()
+    seconds = monotonic() - t0
+    if result.reason != "debug-exit":
+        print(f"replayvm: {result.message}", file=sys.stderr)
+    if not args.quiet:
+        print(_summary(result, seconds), file=sys.stderr)
+        size = Path(output).stat().st_size
+        print(f"replayvm: recorded {output} ({size} bytes, {recorder.writer.events_written} events)", file=sys.stderr)
+    return result.status
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from replayvm.session.replayer import Replayer
+
+    replayer = Replayer(_recording_path(args.recording), serial_out=_write_stdout, verify=args.verify)
+    t0 = monotonic()
+    try:
+        report = replayer.run()
+    finally:
+        for line in replayer.verify_lines:
+            print(f"replayvm: {line}", file=sys.stderr)
+    seconds = monotonic() - t0
+    result = report.result
+    if not args.quiet:
+        print(_summary(result, seconds), file=sys.stderr)
+    if not report.complete:
+        print(
+            f"replayvm: recording is incomplete (the recorder was killed?): replayed to icount {result.icount}, "
+            f"its last complete chunk; {report.syncs_checked} SYNC points matched",
+            file=sys.stderr,
+        )
+        return 0
+    print(
+        f"replayvm: replay matched the recording: {report.syncs_checked} SYNC points and the final state",
+        file=sys.stderr,
+    )
+    return result.status
+
+
+def _recording_path(text: str) -> str:
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"no such recording: {text}")
+    return text
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from replayvm.log import RecordingReader
+
+    with RecordingReader(_recording_path(args.recording)) as reader:
+        summary = reader.summary()
+        header = reader.header
+        info = {
+            "file": args.recording,
+            "format_version": header.format_version,
+            "replayvm_version": header.replayvm_version,
+            "unicorn_version": header.unicorn_version,
+            "config": header.config,
+            "blobs": [
+                {"name": b.name, "size": b.size, "stored": b.stored_size, "sha256": b.sha256}
+                for b in reader.blobs.values()
+            ],
+            "complete": reader.complete,
+            "events": dict(summary.event_counts),
+            "icount_first": summary.first_icount,
+            "icount_last": summary.last_icount,
+            "file_size": reader.file_size,
+            "event_bytes": summary.event_bytes,
+            "event_stored_bytes": summary.event_stored_bytes,
+            "blob_ratio": summary.blob_ratio,
+            "event_ratio": summary.event_ratio,
+        }
+        end = reader.end
+        if end is not None:
+            info["end"] = {"icount": end.icount, "reason": end.reason, "status": end.status, "digest": end.digest.hex()}
+        else:
+            info["truncated_at"] = reader.truncated_at
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    cfg = header.config
+    print(f"{args.recording}: ReplayVM recording, format {header.format_version}")
+    print(f"  written by     replayvm {header.replayvm_version}, unicorn {header.unicorn_version}")
+    print(f"  machine        {cfg.get('platform')}, {cfg.get('memory_mib')} MiB, cpu {cfg.get('cpuid')}")
+    print(f"  image          {cfg.get('image')}  cmdline {cfg.get('cmdline')!r}")
+    for b in info["blobs"]:  # type: ignore[union-attr]
+        print(f"  blob           {b['name']}: {b['size']} bytes ({b['stored']} stored), sha256 {b['sha256'][:16]}...")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.event_counts.items()) if v) or "none"
+    print(f"  events         {counts}")
+    print(f"  icount span    {summary.first_icount} .. {summary.last_icount}")
+    ratio = f"{summary.event_ratio:.2f}" if summary.event_ratio else "n/a"
+    print(
+        f"  sizes          file {reader.file_size} bytes; events {summary.event_bytes} raw, "
+        f"{summary.event_stored_bytes} stored (ratio {ratio})"
+    )
+    if end is not None:
+        print(f"  status         complete: {end.reason}, exit status {end.status} at icount {end.icount}")
+    else:
+        print(f"  status         INCOMPLETE (no END record; readable up to offset {reader.truncated_at})")
+    return 0
 
 
 def cmd_guests(args: argparse.Namespace) -> int:
@@ -161,6 +292,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _machine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--memory", type=_positive_int, default=64, metavar="MiB", help="guest RAM (default 64)")
+    p.add_argument("--cmdline", default=None, metavar="STR", help="kernel command line")
+    p.add_argument("--input", default=None, metavar="FILE", help="bytes for the serial port (default: stdin)")
+    p.add_argument(
+        "--max-insns", type=_positive_int, default=None, metavar="N", help="stop after N instructions (exit status 124)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="replayvm", description="Record-and-replay x86-64 virtual machine.")
     p.add_argument("--version", action="version", version=f"replayvm {__version__}")
@@ -171,16 +312,27 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="boot a guest kernel", description="Boot a PVH guest kernel; its serial output goes to stdout."
     )
     run.add_argument("image", metavar="IMAGE", help="path to a PVH ELF kernel or a bundled guest name")
-    run.add_argument("--memory", type=_positive_int, default=64, metavar="MiB", help="guest RAM (default 64)")
-    run.add_argument("--cmdline", default=None, metavar="STR", help="kernel command line")
-    run.add_argument(
-        "--input", default=None, metavar="FILE", help="bytes for the serial port (default: stdin if not a terminal)"
-    )
-    run.add_argument(
-        "--max-insns", type=_positive_int, default=None, metavar="N", help="stop after N instructions (exit status 124)"
-    )
-    run.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+    _machine_options(run)
     run.set_defaults(func=cmd_run)
+
+    rec = sub.add_parser(
+        "record", help="run a guest and record it", description="Run a guest like `run` and record it to a .rvr file."
+    )
+    rec.add_argument("image", metavar="IMAGE", help="path to a PVH ELF kernel or a bundled guest name")
+    rec.add_argument("-o", "--output", metavar="FILE.rvr", help="recording file (default: IMAGE-NAME.rvr)")
+    _machine_options(rec)
+    rec.set_defaults(func=cmd_record)
+
+    rep = sub.add_parser("replay", help="replay a recording", description="Replay a .rvr recording and verify it.")
+    rep.add_argument("recording", metavar="FILE.rvr")
+    rep.add_argument("--verify", action="store_true", help="print every digest comparison")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+    rep.set_defaults(func=cmd_replay)
+
+    info = sub.add_parser("info", help="describe a recording", description="Describe a .rvr recording.")
+    info.add_argument("recording", metavar="FILE.rvr")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=cmd_info)
 
     guests = sub.add_parser("guests", help="list the bundled guests")
     guests.set_defaults(func=cmd_guests)

@@ -71,6 +71,26 @@ class StreamSource(SerialSource):
         return chunk
 
 
+class TerminalSource(StreamSource):
+    """An interactive terminal: keys go to the guest as typed (no line editing,
+    no local echo, the guest echoes), while Ctrl-C still interrupts ReplayVM."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        import termios
+
+        super().__init__(stream)
+        self._termios = termios
+        self._saved = termios.tcgetattr(self._fd)
+        mode = termios.tcgetattr(self._fd)
+        mode[3] &= ~(termios.ICANON | termios.ECHO)  # lflags; ISIG stays on
+        mode[6][termios.VMIN] = 1
+        mode[6][termios.VTIME] = 0
+        termios.tcsetattr(self._fd, termios.TCSANOW, mode)
+
+    def close(self) -> None:
+        self._termios.tcsetattr(self._fd, self._termios.TCSADRAIN, self._saved)
+
+
 class Host:
     """Live host: real wall clock, real input."""
 

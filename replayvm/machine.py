@@ -20,6 +20,8 @@ repeatable exactly.
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -124,6 +126,11 @@ class Machine:
         self._intr_level = False
         self._window = WINDOW_MIN
         self._idle_fed_at = -1
+        # Running CRCs of what crossed the serial line, in SYNC digests: a
+        # changed input or output shows at the next SYNC, not only at the end.
+        self.serial_in_crc = 0
+        self.serial_out_crc = 0
+        self.serial_out_bytes = 0
         self._stop_request: tuple[str, int, str] | None = None
         self.max_slice = max_slice
         self.result: RunResult | None = None
@@ -172,6 +179,7 @@ class Machine:
         device's ``save_state()``, and with ``ram`` all of guest RAM. Replay
         compares it at every SYNC; equal digests mean equal machines."""
         h = hashlib.blake2b(self.vcpu.register_state(), digest_size=16)
+        h.update(struct.pack("<IIQ", self.serial_in_crc, self.serial_out_crc, self.serial_out_bytes))
         for name, dev in self.devices().items():
             h.update(name.encode())
             h.update(canonical_bytes(dev.save_state()))
@@ -226,8 +234,11 @@ class Machine:
     # -- the run loop -----------------------------------------------------------------
     def _flush_output(self) -> None:
         if self._out:
-            self._serial_out(bytes(self._out))
+            data = bytes(self._out)
             self._out.clear()
+            self.serial_out_crc = zlib.crc32(data, self.serial_out_crc)
+            self.serial_out_bytes += len(data)
+            self._serial_out(data)
 
     def _advance_devices(self, now: int) -> int | None:
         """Fire device timers due by ``now``; return the next deadline."""
@@ -249,6 +260,7 @@ class Machine:
             if not data:
                 return
             uart.receive(data[0])
+            self.serial_in_crc = zlib.crc32(data, self.serial_in_crc)
             timeout = 0.0
 
     def request_stop(self, reason: str, status: int, message: str) -> None:

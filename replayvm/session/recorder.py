@@ -14,7 +14,6 @@ so a recorder killed at any moment leaves a replayable prefix.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,21 +63,12 @@ class Recorder:
     ) -> None:
         config.validate()
         self.session = RecordedSession(config, image_name, sync_interval)
-        self._out_crc = 0
-        self._out_bytes = 0
-        user_out = serial_out or (lambda data: None)
-
-        def out(data: bytes) -> None:
-            self._out_crc = zlib.crc32(data, self._out_crc)
-            self._out_bytes += len(data)
-            user_out(data)
-
         self.writer = RecordingWriter(path, self.session.to_config(), [(KERNEL_BLOB, image)], fsync=fsync)
         self._last_flush = monotonic()
         self._last_sync = -1
         self.host = RecordingHost(host or Host(), self.writer.append)
         try:
-            self.machine = Machine(config, image, host=self.host, serial_out=out, image_name=image_name)
+            self.machine = Machine(config, image, host=self.host, serial_out=serial_out, image_name=image_name)
         except BaseException:
             self.writer.flush()
             raise
@@ -90,11 +80,14 @@ class Recorder:
 
     def at_boundary(self, machine: Machine) -> None:
         icount = machine.vcpu.icount
-        if icount % self.session.sync_interval == 0 and icount != self._last_sync:
+        now = monotonic()
+        flush = icount == 0 or now - self._last_flush >= FLUSH_SECONDS
+        # Each flushed chunk ends with a SYNC: a replay of a killed recorder's
+        # file can then run up to the flush point, not just its last input.
+        if (flush or icount % self.session.sync_interval == 0) and icount != self._last_sync:
             self._last_sync = icount
             self.writer.append(Sync(icount, machine.vcpu.rip, machine.state_digest(ram=False)))
-        now = monotonic()
-        if now - self._last_flush >= FLUSH_SECONDS:
+        if flush:
             self.writer.flush()
             self._last_flush = now
 
@@ -105,12 +98,14 @@ class Recorder:
         except BaseException:
             self.writer.flush()  # keep what was recorded; the file reads as incomplete
             raise
-        self.writer.close(end_record(self.machine, result, self._out_crc, self._out_bytes))
+        self.writer.close(end_record(self.machine, result))
         self.host.close()
         return result
 
 
-def end_record(machine: Machine, result: RunResult, out_crc: int, out_bytes: int) -> End:
+def end_record(machine: Machine, result: RunResult) -> End:
     stats = {f"exits.{k}": int(v) for k, v in machine.vcpu.stats.by_reason.items()}
-    stats.update(serial_out_crc32=out_crc, serial_out_bytes=out_bytes, idle_ns=machine.vcpu.idle_ns)
+    stats.update(
+        serial_out_crc32=machine.serial_out_crc, serial_out_bytes=machine.serial_out_bytes, idle_ns=machine.vcpu.idle_ns
+    )
     return End(result.icount, result.reason, result.status, machine.state_digest(ram=True), stats)

@@ -9,7 +9,6 @@ logged events before it. The replay needs no file but the recording.
 
 from __future__ import annotations
 
-import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from replayvm.session.recorder import end_record
 from replayvm.session.recording import KERNEL_BLOB, SERIAL_DEVICE, RecordedSession
 
 HISTORY = 8  # events named in a divergence report
+HOST_STOPS = frozenset({"max-insns", "interrupted"})
 
 
 def describe(event: Event) -> str:
@@ -51,6 +51,8 @@ class ReplayHost(Host):
                 raise TraceFormatError(f"serial input for unknown device {e.device:#x}")
         self._pending = b""
         self._history = history
+        self.horizon = 0  # icount up to which the recorded session went on
+        self.icount: Callable[[], int] = lambda: 0
 
     def wall_clock_ns(self) -> int:
         return self._wall
@@ -74,7 +76,9 @@ class ReplayHost(Host):
         return data
 
     def serial_more(self) -> bool:
-        return bool(self._pending or self._inputs)
+        # The recorded host may have kept the line open after its last byte (the
+        # guest idled, waiting): input counts as possible up to the recording's end.
+        return bool(self._pending or self._inputs) or self.icount() < self.horizon
 
     def next_input_icount(self) -> int | None:
         return self._inputs[0].icount if self._inputs and not self._pending else None
@@ -106,37 +110,51 @@ class Replayer:
             raise TraceFormatError("the recording holds no kernel image")
         image = self.reader.blob(KERNEL_BLOB)
         events = list(self.reader.events())
+        if not events and not self.reader.complete:
+            raise TraceFormatError("the recording is incomplete and holds no complete event chunk: nothing to replay")
         self.complete = self.reader.complete
         self.end = self.reader.end
         self._syncs: deque[Sync] = deque(e for e in events if isinstance(e, Sync))
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._all = events
         self.verify = verify
+        # Where the recorded run was stopped from outside (Ctrl-C, --max-insns)
+        # or where an incomplete file ends, the replay stops the same way.
+        self._stop_at: tuple[int, str, int, str] | None = None
+        if self.end is None:
+            last = events[-1].icount
+            self._stop_at = (last, "incomplete", 0, f"the recording ends at icount {last}")
+        elif self.end.reason in HOST_STOPS:
+            self._stop_at = (self.end.icount, self.end.reason, self.end.status, f"recorded run was {self.end.reason}")
         self.verify_lines: list[str] = []
         self.syncs_checked = 0
-        self._out_crc = 0
-        self._out_bytes = 0
-        user_out = serial_out or (lambda data: None)
-
-        def out(data: bytes) -> None:
-            self._out_crc = zlib.crc32(data, self._out_crc)
-            self._out_bytes += len(data)
-            user_out(data)
-
         self.host = ReplayHost(events, self._history)
+        # Complete: the session ended at END (exclusive). Incomplete: it went on
+        # past the last flushed SYNC, where the replay stops.
+        if self.end is None:
+            self.host.horizon = events[-1].icount + 1
+        else:  # an "idle" end is the moment the recorded input ran dry
+            self.host.horizon = self.end.icount + (0 if self.end.reason == "idle" else 1)
         try:
             self.machine = Machine(
-                self.session.machine, image, host=self.host, serial_out=out, image_name=self.session.image_name
+                self.session.machine, image, host=self.host, serial_out=serial_out, image_name=self.session.image_name
             )
         except ReplayVMError as e:
             raise TraceFormatError(f"the recorded machine cannot be built: {e}") from None
+        vcpu = self.machine.vcpu
+        self.host.icount = lambda: vcpu.icount
 
     # -- RunObserver -------------------------------------------------------------
     def next_stop(self, icount: int) -> int | None:
-        return self._syncs[0].icount if self._syncs else None
+        stops = [self._syncs[0].icount] if self._syncs else []
+        if self._stop_at is not None:
+            stops.append(self._stop_at[0])
+        return min(stops) if stops else None
 
     def at_boundary(self, machine: Machine) -> None:
         icount = machine.vcpu.icount
+        if self._stop_at is not None and icount >= self._stop_at[0]:
+            machine.request_stop(*self._stop_at[1:])
         while self._syncs and self._syncs[0].icount <= icount:
             sync = self._syncs.popleft()
             if sync.icount < icount:
@@ -163,22 +181,18 @@ class Replayer:
     # -- running -------------------------------------------------------------------
     def run(self) -> ReplayReport:
         end = self.end
-        if end is not None and end.reason not in ("max-insns", "interrupted"):
-            limit = None
-        elif end is not None:
-            limit = end.icount
-        else:  # incomplete: up to the last complete chunk
-            limit = self._all[-1].icount if self._all else 0
-        result = self.machine.run(max_insns=limit, observer=self)
+        result = self.machine.run(observer=self)
         if end is not None:
             self._check_end(end, result)
         elif self._syncs:
-            raise DivergenceError(f"replay stopped ({result.message}) before the SYNC at icount {self._syncs[0].icount}")
+            raise DivergenceError(
+                f"replay stopped ({result.message}) before the SYNC at icount {self._syncs[0].icount}"
+            )
         self.host.close()
         return ReplayReport(result, end is not None, self.syncs_checked, end, self.verify_lines)
 
     def _check_end(self, end: End, result: RunResult) -> None:
-        mine = end_record(self.machine, result, self._out_crc, self._out_bytes)
+        mine = end_record(self.machine, result)
         problems = []
         if (mine.icount, mine.reason, mine.status) != (end.icount, end.reason, end.status):
             problems.append(

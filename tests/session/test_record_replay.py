@@ -1,0 +1,143 @@
+"""Record -> replay is exact (DESIGN.md §1, §4): same output, status, digests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from replayvm.errors import DivergenceError
+from replayvm.guests import catalog
+from replayvm.log import RecordingReader, RecordingWriter, SerialInput
+from replayvm.session.replayer import Replayer
+from tests.session.conftest import record_guest
+
+EXE = [shutil.which("replayvm")] if shutil.which("replayvm") else [sys.executable, "-m", "replayvm"]
+FAST_GUESTS = [g.name for g in catalog.GUESTS if g.name != "crc"]
+
+
+def replay(path: Path, **kwargs: object) -> tuple[object, bytes]:
+    out = bytearray()
+    report = Replayer(path, serial_out=out.extend, **kwargs).run()  # type: ignore[arg-type]
+    return report, bytes(out)
+
+
+@pytest.mark.parametrize("name", FAST_GUESTS)
+def test_replay_gives_same_output_status_and_final_digest(tmp_path: Path, name: str) -> None:
+    rec = tmp_path / f"{name}.rvr"
+    result, out = record_guest(rec, name)
+    report, replay_out = replay(rec)
+    assert replay_out == out
+    assert report.result.status == result.status == catalog.expected_status(name)  # type: ignore[attr-defined]
+    assert report.complete  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["echo", "timer"])
+def test_replay_in_a_fresh_process_needs_only_the_recording(tmp_path: Path, name: str) -> None:
+    rec = tmp_path / "r.rvr"
+    result, out = record_guest(rec, name)
+    moved = tmp_path / "elsewhere" / "bug.rvr"
+    moved.parent.mkdir()
+    rec.rename(moved)
+    proc = subprocess.run(
+        [*EXE, "replay", str(moved), "--verify"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        cwd=moved.parent,
+        timeout=120,
+    )
+    assert proc.stdout == out
+    assert proc.returncode == result.status
+    assert b"replay matched the recording" in proc.stderr
+    assert b"MISMATCH" not in proc.stderr
+
+
+def test_periodic_syncs_are_checked(tmp_path: Path) -> None:
+    rec = tmp_path / "demo.rvr"
+    record_guest(rec, "demo", sync_interval=50_000)
+    report, _ = replay(rec)
+    assert report.syncs_checked > 10  # type: ignore[attr-defined]
+
+
+def tamper_first_input(src: Path, dst: Path, index: int) -> int:
+    """Rewrite a recording with one logged input byte changed (the writer computes fresh CRCs)."""
+    with RecordingReader(src) as reader:
+        events = list(reader.events())
+        blobs = [(name, reader.blob(name)) for name in reader.blobs]
+        config, end = reader.header.config, reader.end
+    inputs = [i for i, e in enumerate(events) if isinstance(e, SerialInput)]
+    victim = events[inputs[index]]
+    assert isinstance(victim, SerialInput)
+    flipped = bytes([victim.data[0] ^ 0x20]) + victim.data[1:]
+    events[inputs[index]] = SerialInput(victim.icount, victim.device, flipped)
+    writer = RecordingWriter(dst, config, blobs, fsync=False)
+    for e in events:
+        writer.append(e)
+    assert end is not None
+    writer.close(end)
+    return victim.icount
+
+
+def test_tampered_input_byte_is_caught_at_the_first_sync_after_it(tmp_path: Path) -> None:
+    rec, bad = tmp_path / "echo.rvr", tmp_path / "tampered.rvr"
+    record_guest(rec, "echo", sync_interval=2_000)
+    tampered_at = tamper_first_input(rec, bad, index=3)
+    syncs = [e.icount for e in RecordingReader(bad).events() if type(e).__name__ == "Sync"]
+    first_after = min(s for s in syncs if s > tampered_at)
+    with pytest.raises(DivergenceError) as err:
+        replay(bad)
+    message = str(err.value)
+    assert f"diverged at icount {first_after}" in message
+    assert "expected RIP" in message and "serial-input" in message
+
+
+def test_tampered_recording_fails_replay_with_status_3(tmp_path: Path) -> None:
+    rec, bad = tmp_path / "echo.rvr", tmp_path / "tampered.rvr"
+    record_guest(rec, "echo")
+    tamper_first_input(rec, bad, index=0)
+    proc = subprocess.run([*EXE, "replay", str(bad)], stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    assert proc.returncode == 3
+    err = proc.stderr.decode()
+    assert "diverged" in err and "Traceback" not in err
+
+
+def test_echo_recorded_from_a_pipe_replays_without_input(tmp_path: Path) -> None:
+    rec = tmp_path / "echo.rvr"
+    proc = subprocess.run(
+        [*EXE, "record", "echo", "-o", str(rec), "-q"],
+        input=b"typed into a pipe\nquit\n",
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert b"echo: typed into a pipe" in proc.stdout
+    replayed = subprocess.run(
+        [*EXE, "replay", str(rec), "-q"], stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=120
+    )
+    assert replayed.stdout == proc.stdout
+    assert replayed.returncode == proc.returncode == catalog.expected_status("echo")
+
+
+def test_timers_cost_nothing_in_the_log(tmp_path: Path) -> None:
+    """Virtual time: 20 s of 1 kHz timer interrupts log no events beyond the fixed ones."""
+    rec = tmp_path / "timer.rvr"
+    result, _ = record_guest(rec, "timer", cmdline="ticks=20000 hz=1000")
+    summary = RecordingReader(rec).summary()
+    assert result.vtime_ns >= 19 * 10**9
+    assert summary.event_counts.get("serial-input", 0) == 0
+    assert summary.event_stored_bytes < 4096
+
+
+@pytest.mark.slow
+def test_long_compute_run_logs_under_4_kib(tmp_path: Path) -> None:
+    rec = tmp_path / "crc.rvr"
+    result, _ = record_guest(rec, "crc")
+    assert result.icount > 10**8
+    summary = RecordingReader(rec).summary()
+    assert summary.event_stored_bytes < 4096
+    report, _ = replay(rec)
+    assert report.syncs_checked >= result.icount // (1 << 21) + 1  # type: ignore[attr-defined]
