@@ -5,13 +5,16 @@ execute the same number of instructions in the same count-limited slices.
 The bare side has no devices and no exit handling: a single IN hook answers
 all-ones so the guest's serial polling finds the transmitter ready, and the
 run ends at ReplayVM's instruction count. The ratio is what ReplayVM's
-hypervisor layer costs on top of the engine; benchmarks print ratios, tests
-never assert on them.
+hypervisor layer costs on top of the engine. Recording and replaying the
+same run are timed too, against the plain run. Benchmarks print ratios;
+tests never assert on them.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_64, UC_PROT_ALL, Uc
 from unicorn.x86_const import UC_X86_INS_IN, UC_X86_REG_EBX, UC_X86_REG_RIP
@@ -22,6 +25,8 @@ from replayvm.engine.memory import GuestRam
 from replayvm.engine.vcpu import Vcpu
 from replayvm.host import monotonic
 from replayvm.machine import MAX_SLICE, Machine, MachineConfig
+from replayvm.session.recorder import Recorder
+from replayvm.session.replayer import Replayer
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +72,34 @@ def run_bare(image: bytes, cmdline: str, memory_mib: int, instructions: int) -> 
     return BenchSide("bare-unicorn", done, monotonic() - t0)
 
 
+def run_record_replay(image: bytes, cmdline: str, memory_mib: int) -> tuple[BenchSide, BenchSide]:
+    with tempfile.TemporaryDirectory(prefix="replayvm-bench-") as tmp:
+        path = Path(tmp) / "bench.rvr"
+        recorder = Recorder(path, image, MachineConfig(memory_mib, cmdline), image_name="crc")
+        t0 = monotonic()
+        recorded = recorder.run()
+        record = BenchSide("record", recorded.icount, monotonic() - t0)
+        replayer = Replayer(path)
+        t0 = monotonic()
+        replayed = replayer.run().result
+        replay = BenchSide("replay", replayed.icount, monotonic() - t0)
+    return record, replay
+
+
 def bench(image: bytes, cmdline: str, memory_mib: int = 64) -> dict[str, object]:
     ours, status = run_replayvm(image, cmdline, memory_mib)
     bare = run_bare(image, cmdline, memory_mib, ours.instructions)
+    record, replay = run_record_replay(image, cmdline, memory_mib)
+
+    def per(a: BenchSide, b: BenchSide) -> float:
+        return round(a.seconds / b.seconds, 3) if b.seconds else 0.0
+
     return {
         "guest_status": status,
         "cmdline": cmdline,
         "slice": MAX_SLICE,
-        "sides": [dict(asdict(s), mips=round(s.mips, 2)) for s in (ours, bare)],
+        "sides": [dict(asdict(s), mips=round(s.mips, 2)) for s in (ours, bare, record, replay)],
         "ratio": round(ours.mips / bare.mips, 3) if bare.mips else 0.0,
+        "record_time_vs_run": per(record, ours),
+        "replay_time_vs_run": per(replay, ours),
     }

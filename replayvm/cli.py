@@ -255,7 +255,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(
             f"  {side['name']:<13} {side['instructions']:>12} insns  {side['seconds']:8.3f} s  {side['mips']:9.1f} MIPS"
         )
-    print(f"  ratio replayvm / bare-unicorn = {report['ratio']:.3f}")
+    print(f"  ratio replayvm / bare-unicorn = {report['ratio']:.3f}  (MIPS)")
+    print(f"  record time / run time        = {report['record_time_vs_run']:.3f}")
+    print(f"  replay time / run time        = {report['replay_time_vs_run']:.3f}")
     return 0
 
 
