@@ -49,7 +49,7 @@ MAX_MEMORY_MIB = 3072  # below the MMIO hole at 0xC0000000
 
 MAX_SLICE = 2_000_000  # instructions; per-slice cost is ~20 µs, so this is noise
 INPUT_POLL_SLICE = 200_000  # while host input may still arrive
-WINDOW_MIN, WINDOW_MAX = 256, 65_536  # slices while an IRQ waits for IF=1
+INTERRUPT_GRID = 2048  # while an IRQ waits for IF=1, look again at multiples of this icount
 
 COM1_BASE, COM1_IRQ = 0x3F8, 4
 PIT_IRQ, RTC_IRQ = 0, 8
@@ -124,7 +124,7 @@ class Machine:
         self.vcpu = Vcpu(self.ram, pio_read=self._pio_read, pio_write=self._pio_write)
         self._out = bytearray()
         self._intr_level = False
-        self._window = WINDOW_MIN
+        self._canonical = True  # may a pending interrupt be injected at this boundary?
         self._idle_fed_at = -1
         # Running CRCs of what crossed the serial line, in SYNC digests: a
         # changed input or output shows at the next SYNC, not only at the end.
@@ -240,28 +240,34 @@ class Machine:
             self.serial_out_bytes += len(data)
             self._serial_out(data)
 
-    def _advance_devices(self, now: int) -> int | None:
-        """Fire device timers due by ``now``; return the next deadline."""
-        nearest = None
+    def _fire_due(self, now: int) -> bool:
+        """Bring device timers due by ``now`` up to date; True if any fired."""
+        fired = False
         for dev in self.timed_devices:
             d = dev.next_deadline()
             if d is not None and d <= now:
                 dev.advance(now)
-                d = dev.next_deadline()
-            if d is not None and (nearest is None or d < nearest):
-                nearest = d
-        return nearest
+                fired = True
+        return fired
 
-    def _feed_serial(self, timeout: float | None = 0.0) -> None:
-        """Give the UART the host bytes it has room for (QEMU's chardev rule)."""
+    def _next_deadline(self) -> int | None:
+        deadlines = [d for d in (dev.next_deadline() for dev in self.timed_devices) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def _feed_serial(self, timeout: float | None = 0.0) -> bool:
+        """Give the UART the host bytes it has room for (QEMU's chardev rule);
+        True if any byte was delivered."""
         uart, host = self.uart, self.host
+        fed = False
         while uart.can_receive() and host.serial_more():
             data = host.serial_input(self.vcpu.icount, 1, timeout)
             if not data:
-                return
+                break
             uart.receive(data[0])
             self.serial_in_crc = zlib.crc32(data, self.serial_in_crc)
+            fed = True
             timeout = 0.0
+        return fed
 
     def request_stop(self, reason: str, status: int, message: str) -> None:
         """Stop at the next slice boundary (Ctrl-C, a debugger); safe from a signal handler."""
@@ -293,17 +299,20 @@ class Machine:
                     self._finish("max-insns", STATUS_MAX_INSNS, f"stopped after {icount} instructions (--max-insns)")
                     break
                 now = vcpu.now()
-                deadline = self._advance_devices(now)
-                if icount != self._idle_fed_at:
-                    self._feed_serial()
+                fired = self._fire_due(now)
+                deadline = self._next_deadline()
+                if icount != self._idle_fed_at and self._feed_serial():
+                    fired = True
                 budget = self.max_slice
                 if self.pic.has_interrupt():
-                    if vcpu.interrupts_enabled():
+                    # Interrupts are taken only at boundaries every run has (DESIGN.md
+                    # §1): where the guest or a timer or a logged input made one, or
+                    # on the icount grid -- never at one a seek, a SYNC or the slice
+                    # limit made, so where a replay stops cannot move them.
+                    if (fired or self._canonical or icount % INTERRUPT_GRID == 0) and vcpu.interrupts_enabled():
                         vcpu.inject_interrupt(self.pic.acknowledge())
-                        self._window = WINDOW_MIN
                     else:  # wait for the guest to open the interrupt window
-                        budget = self._window
-                        self._window = min(self._window * 2, WINDOW_MAX)
+                        budget = INTERRUPT_GRID - icount % INTERRUPT_GRID
                 self._intr_level = self.pic.has_interrupt()
                 for stop in (
                     deadline - now + icount if deadline is not None else None,
@@ -316,6 +325,9 @@ class Machine:
                 if host.serial_interactive and host.serial_more():
                     budget = min(budget, INPUT_POLL_SLICE)
                 exit_reason = vcpu.run(budget)
+                # HLT and kicks (an I/O exit raised INTR or made room for input)
+                # end slices where the guest put them.
+                self._canonical = exit_reason in (ExitReason.HLT, ExitReason.INTERRUPT_WINDOW)
                 self._flush_output()
                 if exit_reason is ExitReason.SHUTDOWN:
                     self._finish("shutdown", 0, vcpu.stop_message or "guest shut down")
@@ -340,7 +352,8 @@ class Machine:
         if self.pic.has_interrupt():
             return
         now = vcpu.now()
-        deadline = self._advance_devices(now)
+        self._fire_due(now)
+        deadline = self._next_deadline()
         if self.pic.has_interrupt():
             return
         if host.serial_more() and self.uart.can_receive():

@@ -88,6 +88,8 @@ class Event:
     error_code: int | None = None
     kind: str = "exception"  # "exception" | "external" | "software"
     cr2: int | None = None
+    insn_len: int = 0  # software interrupts: INT n is 2 bytes, INT3 1; a fault raised
+    # while delivering one (gate DPL < CPL, not present) points at the instruction
 
 
 class _Fault(Exception):
@@ -125,6 +127,13 @@ class Injector:
                 chunk = min(size - i, 0x1000 - ((vaddr + i) & 0xFFF))
                 value |= self._phys_read(paddr, chunk) << (8 * i)
         return value
+
+    def read_virtual(self, paging: PagingRegs, vaddr: int, size: int) -> int:
+        """Read guest-virtual memory as the CPU would at CPL 0 (GuestError if it cannot)."""
+        try:
+            return self._read(paging, vaddr, size)
+        except _Fault as f:
+            raise GuestError(f"{exception_name(f.vector)} reading guest-virtual {vaddr:#x}") from None
 
     def _write_u64(self, paging: PagingRegs, vaddr: int, value: int) -> None:
         vaddr &= 0xFFFF_FFFF_FFFF_FFFF
@@ -170,6 +179,8 @@ class Injector:
                     vector, error_code, cr2 = DF, 0, None
                 else:
                     vector, error_code, cr2 = f.vector, f.error_code, f.cr2
+                if kind == "software":
+                    return_rip -= event.insn_len  # the fault belongs to the INT instruction
                 kind = "exception"
         raise TripleFault(f"cannot deliver {exception_name(vector)} at RIP {return_rip:#x}")  # pragma: no cover
 

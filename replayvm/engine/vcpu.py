@@ -72,6 +72,7 @@ from unicorn.x86_const import (
     UC_X86_REG_RSI,
     UC_X86_REG_RSP,
     UC_X86_REG_SS,
+    UC_X86_REG_TR,
 )
 
 from replayvm.engine.context import CODE64_RING0, DATA_RING0, FLAT_CODE32, FLAT_DATA32, CpuContext
@@ -79,6 +80,7 @@ from replayvm.engine.cpuid import CpuidModel
 from replayvm.engine.exits import ExitReason, ExitStats
 from replayvm.engine.icount import CountModeCounter
 from replayvm.engine.interrupts import (
+    GP,
     PF,
     UD,
     VECTORS_WITH_ERROR_CODE,
@@ -87,6 +89,7 @@ from replayvm.engine.interrupts import (
     TripleFault,
 )
 from replayvm.engine.memory import GuestRam
+from replayvm.engine.paging import PageFault as PageFaultError
 from replayvm.engine.paging import PagingRegs
 from replayvm.engine.uc_abi import (
     HF_CS32_MASK,
@@ -200,6 +203,7 @@ class Vcpu:
         self.idle_ns = 0  # virtual time skipped while halted
         self._in_slice = False
         self.stop_reason: ExitReason | None = None
+        self._pending_fault: tuple[Event, int] | None = None
         self.stop_message = ""
         self.tsc_offset = 0
         self._install_hooks()
@@ -248,12 +252,42 @@ class Vcpu:
     def _on_in(self, uc: Uc, port: int, size: int, _ud: object) -> int:
         self.stats.by_reason["io"] += 1
         self.stats.io_ports[port] += 1
-        return self._pio_read(port, size) & ((1 << (8 * size)) - 1)
+        mask = (1 << (8 * size)) - 1
+        if uc.reg_read(UC_X86_REG_CS) & 3 and not self._io_allowed(port, size):
+            return uc.reg_read(UC_X86_REG_RAX) & mask  # leave the destination as it was
+        return self._pio_read(port, size) & mask
 
     def _on_out(self, uc: Uc, port: int, size: int, value: int, _ud: object) -> None:
         self.stats.by_reason["io"] += 1
         self.stats.io_ports[port] += 1
+        if uc.reg_read(UC_X86_REG_CS) & 3 and not self._io_allowed(port, size):
+            return
         self._pio_write(port, size, value & ((1 << (8 * size)) - 1))
+
+    def _io_allowed(self, port: int, size: int) -> bool:
+        """I/O permission outside ring 0 (Intel SDM vol 1 §19.5): CPL <= IOPL, or
+        every port's bit clear in the TSS I/O bitmap. When denied, the access is
+        dropped and #GP(0) is raised on the IN/OUT instruction once it retires:
+        Unicorn ignores RIP changes made inside I/O hooks."""
+        uc = self.uc
+        cpl = uc.reg_read(UC_X86_REG_CS) & 3
+        if cpl <= (uc.reg_read(UC_X86_REG_RFLAGS) >> 12) & 3:
+            return True
+        try:
+            paging = self.paging_regs()
+            _, tss, limit, _ = uc.reg_read(UC_X86_REG_TR)
+            if limit >= 0x67:
+                base = self.injector.read_virtual(paging, tss + 0x66, 2)
+                first, last = base + port // 8, base + (port + size - 1) // 8
+                if last + 1 <= limit:  # the byte after the bitmap must be inside the TSS too
+                    bits = self.injector.read_virtual(paging, tss + first, last - first + 1)
+                    if not (bits >> (port % 8)) & ((1 << size) - 1):
+                        return True
+        except GuestError:
+            pass
+        self._pending_fault = (Event(GP, 0), uc.reg_read(UC_X86_REG_RIP))
+        self.kick()
+        return False
 
     def _on_cpuid(self, uc: Uc, _ud: object) -> int:
         self.stats.by_reason["cpuid"] += 1
@@ -308,7 +342,8 @@ class Vcpu:
         rip = uc.reg_read(UC_X86_REG_RIP)
         ctx = CpuContext(uc, self.layout)
         if ctx.exception_is_int:
-            event = Event(intno, None, "software")
+            int3 = intno == 3 and self._byte_before(rip) == 0xCC
+            event = Event(intno, None, "software", insn_len=1 if int3 else 2)
         elif intno == PF:
             event = Event(PF, ctx.error_code, "exception", uc.reg_read(UC_X86_REG_CR2))
         elif intno in VECTORS_WITH_ERROR_CODE:
@@ -316,6 +351,12 @@ class Vcpu:
         else:
             event = Event(intno)
         self._deliver_in_hook(ctx, event, rip)
+
+    def _byte_before(self, rip: int) -> int | None:
+        try:
+            return self.injector.read_virtual(self.paging_regs(), rip - 1, 1)
+        except (GuestError, PageFaultError):
+            return None
 
     def _on_invalid(self, uc: Uc, _ud: object) -> bool:
         self._deliver_sync(Event(UD), uc.reg_read(UC_X86_REG_RIP))
@@ -378,6 +419,7 @@ class Vcpu:
     def run(self, budget: int) -> ExitReason:
         """Run one slice of at most ``budget`` instructions; return why it ended."""
         self.stop_reason = None
+        self._pending_fault = None
         self._in_slice = True
         rip = self.uc.reg_read(UC_X86_REG_RIP)
         try:
@@ -392,6 +434,12 @@ class Vcpu:
         finally:
             self._in_slice = False
         self.icount += executed
+        if self._pending_fault is not None:
+            event, rip = self._pending_fault
+            self._pending_fault = None
+            self._deliver_sync(event, rip)
+            if self.stop_reason is None:
+                return ExitReason.INTERRUPT_WINDOW
         if self.stop_reason is not None:
             self.stats.by_reason[self.stop_reason.value] += 1
             return self.stop_reason
