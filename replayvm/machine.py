@@ -19,6 +19,7 @@ repeatable exactly.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import struct
 import zlib
@@ -174,6 +175,39 @@ class Machine:
             "i8042": self.i8042,
         }
 
+    def save_state(self) -> dict[str, object]:
+        """Everything but RAM, as plain data, at a slice boundary (a checkpoint)."""
+        return {
+            "vcpu": self.vcpu.save_state(),
+            "devices": {name: copy.deepcopy(dev.save_state()) for name, dev in self.devices().items()},
+            "board": {
+                "intr_level": self._intr_level,
+                "idle_fed_at": self._idle_fed_at,
+                "canonical": self._canonical,
+                "serial_in_crc": self.serial_in_crc,
+                "serial_out_crc": self.serial_out_crc,
+                "serial_out_bytes": self.serial_out_bytes,
+            },
+        }
+
+    def load_state(self, state: dict[str, object]) -> None:
+        """Back to a checkpoint (RAM is restored separately, before this)."""
+        self.vcpu.load_state(state["vcpu"])  # type: ignore[arg-type]
+        devices = self.devices()
+        for name, dev_state in state["devices"].items():  # type: ignore[attr-defined]
+            devices[name].load_state(copy.deepcopy(dev_state))
+        board = state["board"]
+        assert isinstance(board, dict)
+        self._intr_level = board["intr_level"]
+        self._idle_fed_at = board["idle_fed_at"]
+        self._canonical = board["canonical"]
+        self.serial_in_crc = board["serial_in_crc"]
+        self.serial_out_crc = board["serial_out_crc"]
+        self.serial_out_bytes = board["serial_out_bytes"]
+        self._out.clear()
+        self._stop_request = None
+        self.result = None
+
     def state_digest(self, *, ram: bool) -> bytes:
         """Digest of the machine state: CPU registers, virtual time, every
         device's ``save_state()``, and with ``ram`` all of guest RAM. Replay
@@ -293,7 +327,8 @@ class Machine:
                     if self.result is not None:
                         break
                 if self._stop_request is not None:
-                    self._finish(*self._stop_request)
+                    request, self._stop_request = self._stop_request, None
+                    self._finish(*request)
                     break
                 if max_insns is not None and icount >= max_insns:
                     self._finish("max-insns", STATUS_MAX_INSNS, f"stopped after {icount} instructions (--max-insns)")

@@ -19,6 +19,7 @@ runs at 1 GHz, so TSC = virtual time.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import struct
 from collections.abc import Callable
@@ -173,6 +174,23 @@ _DIGEST_REGS = GPRS + (
     UC_X86_REG_CR3,
     UC_X86_REG_CR4,
 )
+
+_SYSTEM_REGS = (
+    UC_X86_REG_CS,
+    UC_X86_REG_SS,
+    UC_X86_REG_DS,
+    UC_X86_REG_ES,
+    UC_X86_REG_FS,
+    UC_X86_REG_GS,
+    UC_X86_REG_FS_BASE,
+    UC_X86_REG_GS_BASE,
+    UC_X86_REG_CR0,
+    UC_X86_REG_CR2,
+    UC_X86_REG_CR3,
+    UC_X86_REG_CR4,
+)
+_SYSTEM_NAMES = ("cs", "ss", "ds", "es", "fs", "gs", "fs_base", "gs_base", "cr0", "cr2", "cr3", "cr4")
+_REG_BY_NAME = dict(zip(GPR_NAMES, GPRS)) | {"eflags": UC_X86_REG_RFLAGS, "pc": UC_X86_REG_RIP, "sp": UC_X86_REG_RSP}
 
 PioRead = Callable[[int, int], int]
 PioWrite = Callable[[int, int, int], None]
@@ -410,6 +428,46 @@ class Vcpu:
         self.counter.mark_stop()
         self.uc.emu_stop()
 
+    def debug_stop(self, executed: int) -> None:
+        """From a debugger hook: end the slice after ``executed`` instructions of it
+        (before the hooked instruction for a breakpoint, after it for a
+        watchpoint). Such a boundary is not one the guest made (exit DEBUG)."""
+        if self.stop_reason is None:
+            self.stop_reason = ExitReason.DEBUG
+        if self.counter.stop_count is None:
+            self.counter.stop_count = executed
+        self.uc.emu_stop()
+
+    def save_state(self) -> dict[str, object]:
+        """CPU context (incl. hidden state), time and exit counters: plain data."""
+        return {
+            "context": bytes(self.uc.context_save()),
+            "icount": self.icount,
+            "idle_ns": self.idle_ns,
+            "tsc_offset": self.tsc_offset,
+            "stats": {
+                name: dict(getattr(self.stats, name))
+                for name in ("by_reason", "io_ports", "mmio_pages", "exceptions", "interrupts")
+            },
+        }
+
+    def load_state(self, state: dict[str, object]) -> None:
+        blob = state["context"]
+        assert isinstance(blob, bytes) and len(blob) == self.layout.context_size
+        ctx = self.uc.context_save()
+        ctypes.memmove(ctx.context.value, blob, len(blob))
+        self.uc.context_restore(ctx)
+        self.icount = int(state["icount"])  # type: ignore[call-overload]
+        self.idle_ns = int(state["idle_ns"])  # type: ignore[call-overload]
+        self.tsc_offset = int(state["tsc_offset"])  # type: ignore[call-overload]
+        stats = state["stats"]
+        assert isinstance(stats, dict)
+        for name, values in stats.items():
+            counter = getattr(self.stats, name)
+            counter.clear()
+            counter.update(values)
+        self.flush_code()
+
     def kick(self) -> None:
         """From inside a hook: end the slice so the run loop looks again (e.g. an IRQ rose)."""
         self.counter.mark_stop()
@@ -491,6 +549,19 @@ class Vcpu:
     def registers(self) -> dict[str, int]:
         values = self.uc.reg_read_batch(GPRS)
         return dict(zip(GPR_NAMES, values))
+
+    def system_registers(self) -> dict[str, int]:
+        uc = self.uc
+        regs = dict(zip(_SYSTEM_NAMES, uc.reg_read_batch(_SYSTEM_REGS)))
+        regs["efer"] = uc.reg_read(UC_X86_REG_MSR, MSR_EFER)
+        return regs
+
+    def set_register(self, name: str, value: int) -> None:
+        """Write one register by its gdb name (the debugger's `set $reg`)."""
+        reg = _REG_BY_NAME.get(name)
+        if reg is None:
+            raise KeyError(name)
+        self.uc.reg_write(reg, value & 0xFFFF_FFFF_FFFF_FFFF)
 
     def register_state(self) -> bytes:
         """The architectural registers that define the CPU state, packed."""

@@ -45,7 +45,8 @@ class ReplayHost(Host):
         if len(clocks) != 1:
             raise TraceFormatError(f"expected one wall-clock record, found {len(clocks)}")
         self._wall = clocks[0].unix_ns
-        self._inputs: deque[SerialInput] = deque(e for e in events if isinstance(e, SerialInput))
+        self._inputs: list[SerialInput] = [e for e in events if isinstance(e, SerialInput)]
+        self._next = 0  # index of the next input to deliver
         for e in self._inputs:
             if e.device != SERIAL_DEVICE:
                 raise TraceFormatError(f"serial input for unknown device {e.device:#x}")
@@ -59,9 +60,9 @@ class ReplayHost(Host):
 
     def serial_input(self, icount: int, max_bytes: int, timeout: float | None = 0.0) -> bytes:
         if not self._pending:
-            if not self._inputs:
+            if self._next >= len(self._inputs):
                 return b""
-            head = self._inputs[0]
+            head = self._inputs[self._next]
             if head.icount > icount:
                 return b""
             if head.icount < icount:
@@ -69,7 +70,7 @@ class ReplayHost(Host):
                     f"replay diverged: input logged at icount {head.icount} was not taken "
                     f"(the guest is at icount {icount} and its UART never had room)"
                 )
-            self._inputs.popleft()
+            self._next += 1
             self._history.append(head)
             self._pending = head.data
         data, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
@@ -78,13 +79,19 @@ class ReplayHost(Host):
     def serial_more(self) -> bool:
         # The recorded host may have kept the line open after its last byte (the
         # guest idled, waiting): input counts as possible up to the recording's end.
-        return bool(self._pending or self._inputs) or self.icount() < self.horizon
+        return bool(self._pending) or self._next < len(self._inputs) or self.icount() < self.horizon
 
     def next_input_icount(self) -> int | None:
-        return self._inputs[0].icount if self._inputs and not self._pending else None
+        if self._pending or self._next >= len(self._inputs):
+            return None
+        return self._inputs[self._next].icount
 
-    def leftover(self) -> int:
-        return len(self._pending) + sum(len(e.data) for e in self._inputs)
+    def save_state(self) -> dict[str, object]:
+        return {"next": self._next, "pending": self._pending}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self._next = int(state["next"])  # type: ignore[call-overload]
+        self._pending = bytes(state["pending"])  # type: ignore[call-overload]
 
 
 @dataclass(slots=True)
@@ -114,7 +121,8 @@ class Replayer:
             raise TraceFormatError("the recording is incomplete and holds no complete event chunk: nothing to replay")
         self.complete = self.reader.complete
         self.end = self.reader.end
-        self._syncs: deque[Sync] = deque(e for e in events if isinstance(e, Sync))
+        self._syncs: list[Sync] = [e for e in events if isinstance(e, Sync)]
+        self._sync_next = 0
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._all = events
         self.verify = verify
@@ -146,7 +154,7 @@ class Replayer:
 
     # -- RunObserver -------------------------------------------------------------
     def next_stop(self, icount: int) -> int | None:
-        stops = [self._syncs[0].icount] if self._syncs else []
+        stops = [self._syncs[self._sync_next].icount] if self._sync_next < len(self._syncs) else []
         if self._stop_at is not None:
             stops.append(self._stop_at[0])
         return min(stops) if stops else None
@@ -155,8 +163,9 @@ class Replayer:
         icount = machine.vcpu.icount
         if self._stop_at is not None and icount >= self._stop_at[0]:
             machine.request_stop(*self._stop_at[1:])
-        while self._syncs and self._syncs[0].icount <= icount:
-            sync = self._syncs.popleft()
+        while self._sync_next < len(self._syncs) and self._syncs[self._sync_next].icount <= icount:
+            sync = self._syncs[self._sync_next]
+            self._sync_next += 1
             if sync.icount < icount:
                 self._diverged(sync, icount, "the replay ran past this SYNC point")
             actual = machine.state_digest(ram=False)
@@ -171,6 +180,16 @@ class Replayer:
             self._history.append(sync)
             self.syncs_checked += 1
 
+    def save_state(self) -> dict[str, object]:
+        return {"sync_next": self._sync_next, "host": self.host.save_state()}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self._sync_next = int(state["sync_next"])  # type: ignore[call-overload]
+        self.host.load_state(state["host"])  # type: ignore[arg-type]
+
+    def events(self) -> list[Event]:
+        return self._all
+
     def _diverged(self, sync: Sync, icount: int, actual: str) -> None:
         last = "; ".join(describe(e) for e in self._history) or "none"
         raise DivergenceError(
@@ -184,10 +203,9 @@ class Replayer:
         result = self.machine.run(observer=self)
         if end is not None:
             self._check_end(end, result)
-        elif self._syncs:
-            raise DivergenceError(
-                f"replay stopped ({result.message}) before the SYNC at icount {self._syncs[0].icount}"
-            )
+        elif self._sync_next < len(self._syncs):
+            pending = self._syncs[self._sync_next].icount
+            raise DivergenceError(f"replay stopped ({result.message}) before the SYNC at icount {pending}")
         self.host.close()
         return ReplayReport(result, end is not None, self.syncs_checked, end, self.verify_lines)
 
