@@ -1,0 +1,217 @@
+"""Timeline invariants over random positions of a real recording (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from replayvm.guests import catalog
+from replayvm.session.timeline import DebuggerError, DebugSession
+from tests.session.conftest import record_guest
+
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    path = tmp_path_factory.mktemp("tl") / "demo.rvr"
+    result, _ = record_guest(path, "demo")
+    return path, result.icount
+
+
+@pytest.fixture(scope="module")
+def session(demo: tuple[Path, int]) -> DebugSession:
+    return DebugSession.open(demo[0], checkpoint_interval=40_000)
+
+
+def symbol(name: str) -> int:
+    with open(catalog.image_path("demo"), "rb") as f:
+        for sym in ELFFile(f).get_section_by_name(".symtab").iter_symbols():
+            if sym.name == name:
+                return sym["st_value"]
+    raise KeyError(name)
+
+
+def state(s: DebugSession) -> tuple[int, bytes]:
+    return s.icount, s.machine.state_digest(ram=True)
+
+
+@SETTINGS
+@given(t=st.integers(min_value=0, max_value=790_000))
+def test_seek_then_stepi_equals_seek_to_next(session: DebugSession, t: int) -> None:
+    session.seek(t)
+    session.stepi()
+    after_step = state(session)
+    session.seek(0)
+    session.seek(t + 1)
+    assert state(session) == after_step
+
+
+@SETTINGS
+@given(t=st.integers(min_value=1, max_value=790_000))
+def test_reverse_stepi_then_stepi_returns_to_the_same_state(session: DebugSession, t: int) -> None:
+    session.seek(t)
+    before = state(session)
+    session.reverse_stepi()
+    assert session.icount == t - 1
+    session.stepi()
+    assert state(session) == before
+
+
+@SETTINGS
+@given(t=st.integers(min_value=0, max_value=790_000), via=st.integers(min_value=0, max_value=790_000))
+def test_same_icount_by_different_paths_gives_same_state(session: DebugSession, t: int, via: int) -> None:
+    session.seek(t)
+    direct = state(session)
+    session.seek(via)
+    session.seek(t)
+    assert state(session) == direct
+
+
+def test_positions_match_a_straight_replay(demo: tuple[Path, int]) -> None:
+    """Checkpoints and seeks never move an interrupt: a fresh straight run agrees."""
+    fresh = DebugSession.open(demo[0], checkpoint_interval=10**9)
+    timeline = DebugSession.open(demo[0], checkpoint_interval=25_000)
+    for t in (650_000, 123_457, 400_001, 777_777):
+        timeline.seek(t)
+        fresh.seek(0)
+        fresh.seek(t)
+        assert state(timeline) == state(fresh)
+
+
+def test_reverse_continue_finds_the_previous_breakpoint_hit(session: DebugSession) -> None:
+    session.seek(0)
+    bp = session.add_breakpoint(symbol("kprintf"))
+    try:
+        hits = [session.cont().icount for _ in range(4)]
+        assert len(set(hits)) == 4 and hits == sorted(hits)
+        assert session.vcpu.rip == symbol("kprintf")
+        back = session.reverse_cont()
+        assert (back.reason, back.icount, back.number) == ("breakpoint", hits[2], bp.number)
+        assert session.reverse_cont().icount == hits[1]
+    finally:
+        session.delete(bp.number)
+
+
+def test_conditional_breakpoint(session: DebugSession) -> None:
+    session.seek(0)
+    calls = session.add_breakpoint(symbol("kprintf"))
+    first_two = [session.cont().icount for _ in range(2)]
+    session.delete(calls.number)
+    target = first_two[1]
+    session.seek(0)
+    cond = session.add_breakpoint(symbol("kprintf"), condition=lambda: session.icount >= 0 and False)
+    assert session.cont().reason == "end"
+    session.delete(cond.number)
+    session.seek(0)
+    only_second = session.add_breakpoint(
+        symbol("kprintf"), condition=lambda: session.vcpu.current_icount() - 1 >= target
+    )
+    assert session.cont().icount == target
+    session.delete(only_second.number)
+
+
+def test_write_watchpoint_forward_and_reverse(session: DebugSession) -> None:
+    ticks = symbol("ticks")
+    session.seek(0)
+    wp = session.add_watchpoint(ticks, 8, "write")
+    try:
+
+        def value() -> int:
+            return int.from_bytes(session.read_memory(ticks, 8), "little")
+
+        first = session.cont()
+        while value() == 0:  # .bss clearing writes zeros first
+            first = session.cont()
+            assert first.reason == "watchpoint"
+        value1 = value()
+        second = session.cont()
+        value2 = value()
+        assert second.icount > first.icount and value2 == value1 + 1
+        back = session.reverse_cont()
+        assert back.icount == first.icount
+        assert value() == value1
+    finally:
+        session.delete(wp.number)
+
+
+def test_reverse_at_start_and_forward_at_end_stop_with_a_message(session: DebugSession, demo: tuple[Path, int]) -> None:
+    session.seek(0)
+    stop = session.reverse_stepi()
+    assert (stop.reason, stop.icount) == ("start", 0)
+    assert session.reverse_cont().reason == "start"
+    end = session.seek(10**12)
+    assert end.reason == "end" and session.icount == demo[1]
+    assert session.stepi().reason == "end"
+    assert session.cont().reason == "end"
+
+
+def test_diversion_is_undone_by_any_seek(session: DebugSession) -> None:
+    session.seek(300_000)
+    before = state(session)
+    session.set_register("rax", 0x1234)
+    session.write_memory(symbol("ticks"), b"\x99")
+    assert session.diverged and session.registers()["rax"] == 0x1234
+    session.seek(300_000)
+    assert not session.diverged
+    assert state(session) == before
+
+
+def test_finish_returns_to_the_caller(session: DebugSession) -> None:
+    session.seek(0)
+    bp = session.add_breakpoint(symbol("kprintf"))
+    session.cont()
+    session.delete(bp.number)
+    ret, cfa = session.frame_return()
+    stop = session.finish()
+    assert stop.reason == "step" and session.vcpu.rip == ret
+    assert session.registers()["rsp"] == cfa
+    back = session.reverse_finish()
+    assert back.reason == "step"
+    insn = session.instruction_at(session.vcpu.rip)
+    assert insn is not None and insn.mnemonic == "call"
+
+
+def test_nexti_steps_over_calls(session: DebugSession) -> None:
+    session.seek(0)
+    bp = session.add_breakpoint(symbol("kprintf"))
+    session.cont()
+    session.delete(bp.number)
+    session.finish()
+    session.reverse_stepi()  # back onto the ret? no: onto the last instruction before returning
+    session.reverse_finish()  # at the call instruction
+    call_rip = session.vcpu.rip
+    insn = session.instruction_at(call_rip)
+    assert insn is not None and insn.mnemonic == "call"
+    start = session.icount
+    session.nexti()
+    assert session.vcpu.rip == call_rip + insn.size
+    assert session.icount > start + 1
+    session.reverse_nexti()
+    assert session.icount == start and session.vcpu.rip == call_rip
+
+
+def test_checkpoints_stay_within_the_memory_budget(demo: tuple[Path, int]) -> None:
+    budget = (64 << 20) + (2 << 20)
+    s = DebugSession.open(demo[0], checkpoint_interval=10_000, checkpoint_memory=budget)
+    s.seek(demo[1])
+    assert len(s.checkpoints()) >= 3
+    assert s.store.memory <= budget + (1 << 20)
+    # thinned checkpoints still reproduce exact states
+    fresh = DebugSession.open(demo[0], checkpoint_interval=10**9)
+    for t in (5_000, 333_333, 700_000):
+        s.seek(t)
+        fresh.seek(0)
+        fresh.seek(t)
+        assert state(s) == state(fresh)
+
+
+def test_bad_addresses_are_debugger_errors(session: DebugSession) -> None:
+    with pytest.raises(DebuggerError, match="Cannot access memory"):
+        session.read_memory(0xDEAD_0000_0000, 8)
+    with pytest.raises(DebuggerError, match="No breakpoint number"):
+        session.delete(999)
