@@ -51,8 +51,10 @@ from unicorn.x86_const import (
     UC_X86_REG_ES,
     UC_X86_REG_FS,
     UC_X86_REG_FS_BASE,
+    UC_X86_REG_GDTR,
     UC_X86_REG_GS,
     UC_X86_REG_GS_BASE,
+    UC_X86_REG_IDTR,
     UC_X86_REG_MSR,
     UC_X86_REG_R8,
     UC_X86_REG_R9,
@@ -93,6 +95,7 @@ from replayvm.engine.memory import GuestRam
 from replayvm.engine.paging import PageFault as PageFaultError
 from replayvm.engine.paging import PagingRegs
 from replayvm.engine.uc_abi import (
+    HF_CPL_MASK,
     HF_CS32_MASK,
     HF_CS64_MASK,
     HF_INHIBIT_IRQ_MASK,
@@ -117,6 +120,10 @@ MSR_LSTAR = 0xC0000082
 MSR_FMASK = 0xC0000084
 MSR_TSC_AUX = 0xC0000103
 EFER_SCE = 1 << 0
+EFER_LME = 1 << 8
+EFER_LMA = 1 << 10
+CR0_PE, CR0_ET, CR0_NE, CR0_PG = 1 << 0, 1 << 4, 1 << 5, 1 << 31
+CR4_PAE = 1 << 5
 
 RFLAGS_IF = 1 << 9
 
@@ -222,6 +229,7 @@ class Vcpu:
         self._in_slice = False
         self.stop_reason: ExitReason | None = None
         self._pending_fault: tuple[Event, int] | None = None
+        self.last_exception: tuple[int, int] | None = None  # (vector, RIP) of the newest one
         self.stop_message = ""
         self.tsc_offset = 0
         self._install_hooks()
@@ -386,6 +394,7 @@ class Vcpu:
     def _deliver_in_hook(self, ctx: CpuContext, event: Event, rip: int, rip_adjust: int = 0) -> None:
         self.stats.by_reason["exception"] += 1
         self.stats.exceptions[event.vector] += 1
+        self.last_exception = (event.vector, rip)
         try:
             handler = self.injector.inject(ctx, self.paging_regs(), event, rip)
         except TripleFault as e:
@@ -445,6 +454,7 @@ class Vcpu:
             "icount": self.icount,
             "idle_ns": self.idle_ns,
             "tsc_offset": self.tsc_offset,
+            "last_exception": list(self.last_exception) if self.last_exception else None,
             "stats": {
                 name: dict(getattr(self.stats, name))
                 for name in ("by_reason", "io_ports", "mmio_pages", "exceptions", "interrupts")
@@ -460,6 +470,8 @@ class Vcpu:
         self.icount = int(state["icount"])  # type: ignore[call-overload]
         self.idle_ns = int(state["idle_ns"])  # type: ignore[call-overload]
         self.tsc_offset = int(state["tsc_offset"])  # type: ignore[call-overload]
+        last = state.get("last_exception")
+        self.last_exception = (int(last[0]), int(last[1])) if last else None  # type: ignore[index]
         stats = state["stats"]
         assert isinstance(stats, dict)
         for name, values in stats.items():
@@ -592,3 +604,30 @@ class Vcpu:
         for seg in (SEG_SS, SEG_DS, SEG_ES, SEG_FS, SEG_GS):
             ctx.load_segment(seg, 0x18, 0, 0xFFFFFFFF, FLAT_DATA32)
         ctx.restore()
+
+    def enter_long_mode(
+        self, rip: int, regs: dict[int, int], *, cr3: int, gdt: tuple[int, int], code_sel: int, data_sel: int
+    ) -> None:
+        """Put the CPU in the Linux 64-bit boot protocol entry state (boot.rst,
+        "64-bit BOOT PROTOCOL"): long mode with PAE paging on ``cr3``, the GDT
+        at ``gdt`` = (base, limit), CS = ``code_sel`` (64-bit, ring 0), the data
+        segments = ``data_sel`` (flat 4 GiB), interrupts off, no IDT."""
+        uc = self.uc
+        uc.reg_write(UC_X86_REG_CR4, CR4_PAE)
+        uc.reg_write(UC_X86_REG_CR3, cr3)
+        uc.reg_write(UC_X86_REG_MSR, (MSR_EFER, EFER_LME | EFER_LMA))
+        uc.reg_write(UC_X86_REG_CR0, CR0_PE | CR0_ET | CR0_NE | CR0_PG)
+        uc.reg_write(UC_X86_REG_GDTR, (0, gdt[0], gdt[1], 0))
+        uc.reg_write(UC_X86_REG_IDTR, (0, 0, 0, 0))
+        for reg, value in regs.items():
+            uc.reg_write(reg, value)
+        uc.reg_write(UC_X86_REG_RIP, rip)
+        uc.reg_write(UC_X86_REG_RFLAGS, 0x2)
+        ctx = CpuContext(uc, self.layout)
+        ctx.hflags = (ctx.hflags & ~HF_CPL_MASK) | HF_PE_MASK | HF_LMA_MASK
+        ctx.load_segment(SEG_SS, data_sel, 0, 0xFFFFFFFF, DATA_RING0)
+        ctx.load_segment(SEG_CS, code_sel, 0, 0xFFFFFFFF, CODE64_RING0)
+        for seg in (SEG_DS, SEG_ES, SEG_FS, SEG_GS):
+            ctx.load_segment(seg, data_sel, 0, 0xFFFFFFFF, DATA_RING0)
+        ctx.restore()
+        self.flush_code()

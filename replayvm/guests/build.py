@@ -66,11 +66,27 @@ ELF_PT_NOTE = 4
 XEN_ELFNOTE_PHYS32_ENTRY = 18
 
 
+# SDK drivers that only some guests use (``sdk/virtio*.c``) go into a static
+# archive linked after the guest, so the linker pulls in just what a guest
+# calls and every other image stays exactly as it was.
+LIBRARY_PREFIXES = ("virtio",)
+LIBRARY_NAME = "libsdk-drivers.a"
+
+
+def _is_library(name: str) -> bool:
+    return name.startswith(LIBRARY_PREFIXES)
+
+
 def sdk_sources() -> list[str]:
-    """SDK sources relative to GUESTS_DIR, start.S first (it holds the entry)."""
-    names = sorted(p.name for p in SDK_DIR.iterdir() if p.suffix in (".c", ".S"))
+    """Core SDK sources relative to GUESTS_DIR, start.S first (it holds the entry)."""
+    names = sorted(p.name for p in SDK_DIR.iterdir() if p.suffix in (".c", ".S") and not _is_library(p.name))
     names.remove("start.S")
     return ["sdk/start.S"] + [f"sdk/{n}" for n in names]
+
+
+def sdk_library_sources() -> list[str]:
+    """Optional SDK drivers, archived into LIBRARY_NAME."""
+    return [f"sdk/{p.name}" for p in sorted(SDK_DIR.iterdir()) if p.suffix == ".c" and _is_library(p.name)]
 
 
 def guest_names() -> list[str]:
@@ -120,6 +136,15 @@ def pvh_entry(elf: bytes) -> int:
     raise ValueError("no Xen PHYS32_ENTRY note in a PT_NOTE segment")
 
 
+def _archiver(cc: str) -> str:
+    """The ``ar`` that goes with the compiler (``D``: deterministic, no timestamps)."""
+    name = _first_line([cc, "-print-prog-name=ar"]) or "ar"
+    path = shutil.which(name)
+    if path is None:
+        raise ConfigError(f"cannot build guests: archiver {name!r} not found on PATH (install binutils)")
+    return path
+
+
 def _run(argv: list[str]) -> None:
     env = dict(os.environ, LC_ALL="C")
     proc = subprocess.run(argv, cwd=GUESTS_DIR, env=env, capture_output=True, text=True, check=False)
@@ -148,12 +173,21 @@ def build(names: list[str], out_dir: Path, cc: str = "gcc") -> list[Path]:
             obj = str(Path(tmp, _object_name(source)))
             _run([compiler, *CFLAGS, "-c", source, "-o", obj])
             sdk_objects.append(obj)
+        library = []
+        library_objects = []
+        for source in sdk_library_sources():
+            obj = str(Path(tmp, _object_name(source)))
+            _run([compiler, *CFLAGS, "-c", source, "-o", obj])
+            library_objects.append(obj)
+        if library_objects:
+            library = [str(Path(tmp, LIBRARY_NAME))]
+            _run([_archiver(compiler), "rcsD", library[0], *library_objects])
         for name in names:
             source = f"src/{name}.c"
             obj = str(Path(tmp, _object_name(source)))
             _run([compiler, *CFLAGS, "-c", source, "-o", obj])
             linked = Path(tmp, f"{name}.elf")
-            _run([compiler, *LDFLAGS, *sdk_objects, obj, "-lgcc", "-o", str(linked)])
+            _run([compiler, *LDFLAGS, *sdk_objects, obj, *library, "-lgcc", "-o", str(linked)])
             pvh_entry(linked.read_bytes())
             target = out_dir / f"{name}.elf"
             shutil.copyfile(linked, target)

@@ -79,6 +79,12 @@ GUESTS: tuple[Guest, ...] = (
         cmdline="work=1",
     ),
     Guest(
+        "buggy",
+        "an order book with a use-after-free: #GP in order_total(), the guest panics (for bug reports)",
+        cmdline="orders=6 cancel=1",
+        exit_code=0x7F,
+    ),
+    Guest(
         "demo",
         "a tour for first-time users: timer ticks in hlt, RTC, a page fault, a CRC",
         cmdline="ticks=5",

@@ -229,6 +229,7 @@ class RecordingReader:
         # an index many times its size.
         self._chunk_offsets = array("Q")
         self._blob_frames: dict[str, FrameInfo] = {}
+        self._ancillary: list[FrameInfo] = []
         self._end_offset = 0
         self.end = None
         self.truncated_at = None
@@ -253,6 +254,17 @@ class RecordingReader:
     def chunks(self) -> tuple[FrameInfo, ...]:
         """The complete event chunks, in file order."""
         return tuple(self._iter_chunks())
+
+    def ancillary(self, tag: str, max_size: int = 1 << 20) -> list[bytes]:
+        """Payloads of the ancillary frames with ``tag`` (e.g. ``"r"``: a bug
+        report's note and expectations), each at most ``max_size`` bytes."""
+        found = []
+        for frame in self._ancillary:
+            if frame.tag == ord(tag):
+                if frame.raw_size > max_size:
+                    raise TraceFormatError(f"ancillary {tag!r} frame of {frame.raw_size} bytes is too large", frame.offset)
+                found.append(self._inflate(frame))
+        return found
 
     def blob(self, name: str) -> bytes:
         """The contents of blob ``name``: decompressed within its declared size,
@@ -405,6 +417,7 @@ class RecordingReader:
                 return
             elif is_ancillary_tag(frame.tag):
                 self._check_crc(frame)
+                self._ancillary.append(frame)
             else:
                 raise TraceFormatError(f"unexpected {frame.name} frame among the events", offset)
             offset = frame.end

@@ -36,6 +36,7 @@ from replayvm.log.format import (
     FRAME_HEADER_CRC_SPAN,
     MAGIC,
     MAX_BLOB_SIZE,
+    MAX_ANCILLARY_SIZE,
     MAX_BLOBS,
     MAX_CHUNK_SIZE,
     MAX_EVENT_DATA,
@@ -44,6 +45,7 @@ from replayvm.log.format import (
     TAG_CHUNK,
     TAG_END,
     TAG_HEADER,
+    is_ancillary_tag,
 )
 from replayvm.log.header import check_blob_name, encode_header
 
@@ -154,6 +156,18 @@ class RecordingWriter:
             raise ValueError("flush() on a closed RecordingWriter")
         self._write_chunk()
         self._sync()
+
+    def append_ancillary(self, tag: str, payload: bytes) -> None:
+        """Write an ancillary frame (FORMAT.md §3.1): data old readers may skip,
+        such as a bug report's note and expectations (tag ``r``)."""
+        if self._closed:
+            raise ValueError("append_ancillary() on a closed RecordingWriter")
+        if len(tag) != 1 or not is_ancillary_tag(ord(tag)):
+            raise ValueError(f"ancillary tags are a-z, not {tag!r}")
+        if len(payload) > MAX_ANCILLARY_SIZE:
+            raise ValueError("ancillary frame too large")
+        self._write_chunk()
+        self._write_frame(ord(tag), CODEC_STORED, payload, len(payload), 0, self._last_icount)
 
     def close(self, end: End) -> None:
         """Finish the recording: last chunk, END frame, flush, and close the file."""

@@ -1,0 +1,1 @@
+"""Recordings as bug reports and regression tests: expectations and the pytest plugin."""
