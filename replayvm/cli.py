@@ -105,14 +105,32 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     from replayvm.machine import MachineConfig
     from replayvm.session.recorder import Recorder
+    from replayvm.testing.expectations import parse_expectation
 
     image, name, default_cmdline = resolve_image(args.image)
     cmdline = args.cmdline if args.cmdline is not None else (default_cmdline or "")
     output = args.output or f"{Path(name).stem}.rvr"
+    expectations = [parse_expectation(spec) for spec in args.expect]
+    on_finish, capture = None, None
+    if expectations or args.note:
+        on_finish, capture = _bug_report(image, args.note or "", expectations)
     host = Host(_serial_source(args.input, terminal=True))
+
+    def serial_out(data: bytes) -> None:
+        if capture is not None:
+            capture(data)
+        _write_stdout(data)
+
     try:
         recorder = Recorder(
-            output, image, MachineConfig(args.memory, cmdline), host=host, serial_out=_write_stdout, image_name=name
+            output,
+            image,
+            MachineConfig(args.memory, cmdline),
+            host=host,
+            serial_out=serial_out,
+            image_name=name,
+            on_finish=on_finish,
+            **({"sync_interval": args.sync_interval} if args.sync_interval else {}),
         )
     except OSError as e:
         host.close()
@@ -140,17 +158,40 @@ def cmd_record(args: argparse.Namespace) -> int:
     return result.status
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    from replayvm.session.replayer import Replayer
+def _bug_report(image: bytes, note: str, expectations: list) -> tuple:  # type: ignore[type-arg]
+    """The recorder's on_finish hook that stores a bug report, and its output capture."""
+    from replayvm.boot.symbols import SymbolTable
+    from replayvm.testing.expectations import REPORT_TAG, Outcome, OutputCapture, build_report, check
 
-    replayer = Replayer(_recording_path(args.recording), serial_out=_write_stdout, verify=args.verify)
+    capture = OutputCapture()
+    symbols = SymbolTable.from_image(image)
+
+    def on_finish(machine, result) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+        outcome = Outcome(result.status, result.reason, capture, machine.vcpu.last_exception, symbols.name_of)
+        report = build_report(note, expectations, outcome)
+        for expectation in report.expectations:
+            failure = check(expectation, outcome, report)
+            if failure is not None:
+                print(f"replayvm: warning: this run does not meet --expect {expectation}: {failure}", file=sys.stderr)
+        return {REPORT_TAG: report.to_bytes()}
+
+    return on_finish, capture
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from replayvm.testing.check import replay_and_check
+
+    path = Path(_recording_path(args.recording))
     t0 = monotonic()
-    try:
-        report = replayer.run()
-    finally:
-        for line in replayer.verify_lines:
-            print(f"replayvm: {line}", file=sys.stderr)
+    check = replay_and_check(path, on_output=_write_stdout, verify=args.verify)
+    for line in check.verify_lines:
+        print(f"replayvm: {line}", file=sys.stderr)
     seconds = monotonic() - t0
+    if check.divergence is not None:
+        print(f"replayvm: {check.explain()}", file=sys.stderr)
+        return check.divergence.exit_status
+    report = check.replay
+    assert report is not None
     result = report.result
     if not args.quiet:
         print(_summary(result, seconds), file=sys.stderr)
@@ -165,6 +206,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"replayvm: replay matched the recording: {report.syncs_checked} SYNC points and the final state",
         file=sys.stderr,
     )
+    if check.report is not None:
+        met = len(check.report.expectations) - len(check.failures)
+        print(f"replayvm: expectations: {met} of {len(check.report.expectations)} met", file=sys.stderr)
+        for failure in check.failures:
+            print(f"replayvm: expectation not met: {failure}", file=sys.stderr)
     return result.status
 
 
@@ -177,6 +223,7 @@ def _recording_path(text: str) -> str:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from replayvm.log import RecordingReader
+    from replayvm.testing.expectations import read_report
 
     with RecordingReader(_recording_path(args.recording)) as reader:
         summary = reader.summary()
@@ -201,6 +248,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             "blob_ratio": summary.blob_ratio,
             "event_ratio": summary.event_ratio,
         }
+        report = read_report(reader)
+        if report is not None:
+            info["note"] = report.note
+            info["expect"] = [str(e) for e in report.expectations]
         end = reader.end
         if end is not None:
             info["end"] = {"icount": end.icount, "reason": end.reason, "status": end.status, "digest": end.digest.hex()}
@@ -224,6 +275,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"  sizes          file {reader.file_size} bytes; events {summary.event_bytes} raw, "
         f"{summary.event_stored_bytes} stored (ratio {ratio})"
     )
+    if report is not None:
+        if report.note:
+            print(f"  note           {report.note}")
+        for expectation in report.expectations:
+            print(f"  expect         {expectation}")
     if end is not None:
         print(f"  status         complete: {end.reason}, exit status {end.status} at icount {end.icount}")
     else:
@@ -322,6 +378,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("image", metavar="IMAGE", help="path to a PVH ELF kernel or a bundled guest name")
     rec.add_argument("-o", "--output", metavar="FILE.rvr", help="recording file (default: IMAGE-NAME.rvr)")
+    rec.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="KIND[=VALUE]",
+        help="store what you saw, checked on every replay: status, reason, output, output-contains=TEXT, "
+        "crash-at[=SYMBOL], final=EXPR (no VALUE: take it from this run)",
+    )
+    rec.add_argument("--note", metavar="TEXT", help="free text stored with the recording (the bug report)")
+    rec.add_argument(
+        "--sync-interval",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="instructions between state digests (default 2097152); smaller finds a divergence closer",
+    )
     _machine_options(rec)
     rec.set_defaults(func=cmd_record)
 

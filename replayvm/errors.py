@@ -36,6 +36,14 @@ class DivergenceError(ReplayVMError):
 
     exit_status = 3
 
+    def __init__(
+        self, message: str, *, icount: int | None = None, expected_rip: int | None = None, actual_rip: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.icount = icount
+        self.expected_rip = expected_rip
+        self.actual_rip = actual_rip
+
 
 class GuestError(ReplayVMError):
     """The guest did something the platform cannot continue from."""

@@ -27,8 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from unicorn.x86_const import UC_X86_REG_EBX
+from unicorn.x86_const import UC_X86_REG_EBX, UC_X86_REG_RSI
 
+from replayvm.boot.bzimage import BOOT_CS, BOOT_DS, is_bzimage, plan_bzimage_boot
+from replayvm.boot.elf import is_elf
 from replayvm.boot.pvh import plan_pvh_boot
 from replayvm.devices.base import Device
 from replayvm.devices.bus import PortBus
@@ -62,6 +64,7 @@ TIMER_PORTS = frozenset({0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71})
 class MachineConfig:
     memory_mib: int = 64
     cmdline: str = ""
+    initrd: bytes | None = field(default=None, repr=False)  # Linux initial ramdisk (bzImage boot only)
 
     def validate(self) -> None:
         if not MIN_MEMORY_MIB <= self.memory_mib <= MAX_MEMORY_MIB:
@@ -222,7 +225,27 @@ class Machine:
         return h.digest()
 
     def _boot(self, image: bytes, image_name: str) -> None:
-        plan = plan_pvh_boot(image, self.ram.size, self.config.cmdline, image_name)
+        """Boot by what the image is, never by its name: a Linux bzImage (``HdrS``
+        at 0x202) through the 64-bit boot protocol, else a PVH ELF."""
+        config = self.config
+        if is_bzimage(image):
+            lm = plan_bzimage_boot(image, self.ram.size, config.cmdline, config.initrd, image_name)
+            for paddr, data in lm.writes:
+                self.ram.write(paddr, data)
+            self.vcpu.enter_long_mode(
+                lm.entry,
+                {UC_X86_REG_RSI: lm.boot_params},
+                cr3=lm.cr3,
+                gdt=(lm.gdt_base, lm.gdt_limit),
+                code_sel=BOOT_CS,
+                data_sel=BOOT_DS,
+            )
+            return
+        if not is_elf(image):
+            raise ConfigError(f"{image_name} is not an ELF (PVH) kernel nor a Linux bzImage (no 'HdrS' header)")
+        if config.initrd is not None:
+            raise ConfigError(f"{image_name}: --initrd needs a Linux bzImage; PVH guests take no initrd")
+        plan = plan_pvh_boot(image, self.ram.size, config.cmdline, image_name)
         for paddr, data in plan.writes:
             self.ram.write(paddr, data)
         self.vcpu.enter_protected_mode_flat(plan.entry, {UC_X86_REG_EBX: plan.start_info})

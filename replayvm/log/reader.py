@@ -262,7 +262,9 @@ class RecordingReader:
         for frame in self._ancillary:
             if frame.tag == ord(tag):
                 if frame.raw_size > max_size:
-                    raise TraceFormatError(f"ancillary {tag!r} frame of {frame.raw_size} bytes is too large", frame.offset)
+                    raise TraceFormatError(
+                        f"ancillary {tag!r} frame of {frame.raw_size} bytes is too large", frame.offset
+                    )
                 found.append(self._inflate(frame))
         return found
 

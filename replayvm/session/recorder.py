@@ -60,9 +60,11 @@ class Recorder:
         image_name: str = "image",
         sync_interval: int = SYNC_INTERVAL,
         fsync: bool = True,
+        on_finish: Callable[[Machine, RunResult], dict[str, bytes]] | None = None,
     ) -> None:
         config.validate()
         self.session = RecordedSession(config, image_name, sync_interval)
+        self.on_finish = on_finish  # ancillary frames (tag -> payload) written before END
         self.writer = RecordingWriter(path, self.session.to_config(), [(KERNEL_BLOB, image)], fsync=fsync)
         self._last_flush = monotonic()
         self._last_sync = -1
@@ -98,6 +100,9 @@ class Recorder:
         except BaseException:
             self.writer.flush()  # keep what was recorded; the file reads as incomplete
             raise
+        if self.on_finish is not None:
+            for tag, payload in self.on_finish(self.machine, result).items():
+                self.writer.append_ancillary(tag, payload)
         self.writer.close(end_record(self.machine, result))
         self.host.close()
         return result

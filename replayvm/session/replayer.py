@@ -176,7 +176,7 @@ class Replayer:
                     f"sync @{icount}: rip {rip:#x} digest {actual.hex()} {'ok' if ok else 'MISMATCH'}"
                 )
             if not ok:
-                self._diverged(sync, icount, f"actual RIP {rip:#x}, digest {actual.hex()}")
+                self._diverged(sync, icount, f"actual RIP {rip:#x}, digest {actual.hex()}", rip)
             self._history.append(sync)
             self.syncs_checked += 1
 
@@ -190,11 +190,18 @@ class Replayer:
     def events(self) -> list[Event]:
         return self._all
 
-    def _diverged(self, sync: Sync, icount: int, actual: str) -> None:
+    def history(self) -> list[Event]:
+        """The last events replayed (for divergence reports)."""
+        return list(self._history)
+
+    def _diverged(self, sync: Sync, icount: int, actual: str, rip: int | None = None) -> None:
         last = "; ".join(describe(e) for e in self._history) or "none"
         raise DivergenceError(
             f"replay diverged at icount {sync.icount}: expected RIP {sync.rip:#x}, digest {sync.digest.hex()}; "
-            f"{actual} (now at icount {icount}). Last events before it: {last}"
+            f"{actual} (now at icount {icount}). Last events before it: {last}",
+            icount=sync.icount,
+            expected_rip=sync.rip,
+            actual_rip=rip,
         )
 
     # -- running -------------------------------------------------------------------
@@ -228,4 +235,8 @@ class Replayer:
             )
         if problems:
             last = "; ".join(describe(e) for e in self._history) or "none"
-            raise DivergenceError(f"replay diverged at the end: {'; '.join(problems)}. Last events: {last}")
+            raise DivergenceError(
+                f"replay diverged at the end: {'; '.join(problems)}. Last events: {last}",
+                icount=mine.icount,
+                actual_rip=self.machine.vcpu.rip,
+            )

@@ -49,13 +49,32 @@ def parse_expectation(spec: str) -> Expectation:
     return Expectation(kind, value if sep else None)
 
 
+class OutputCapture:
+    """The guest's serial output: digested whole, kept up to a bound for text checks."""
+
+    KEEP = 16 << 20
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self.kept = bytearray()
+
+    def __call__(self, data: bytes) -> None:
+        self._sha.update(data)
+        if len(self.kept) < self.KEEP:
+            self.kept += data[: self.KEEP - len(self.kept)]
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._sha.hexdigest()
+
+
 @dataclass(slots=True)
 class Outcome:
     """How a run ended, as expectations see it."""
 
     status: int
     reason: str
-    output: bytes
+    output: OutputCapture
     last_exception: tuple[int, int] | None
     symbolize: Callable[[int], str | None] = lambda address: None
     evaluate: Callable[[str], int] | None = None
@@ -69,8 +88,12 @@ class Report:
 
     def to_bytes(self) -> bytes:
         return json.dumps(
-            {"version": 1, "note": self.note, "expect": [[e.kind, e.value] for e in self.expectations],
-             "output": self.output},
+            {
+                "version": 1,
+                "note": self.note,
+                "expect": [[e.kind, e.value] for e in self.expectations],
+                "output": self.output,
+            },
             sort_keys=True,
         ).encode()
 
@@ -91,10 +114,6 @@ class Report:
         return cls(note, expectations, output)
 
 
-def output_digest(output: bytes) -> str:
-    return "sha256:" + hashlib.sha256(output).hexdigest()
-
-
 def crash_symbol(outcome: Outcome) -> str | None:
     if outcome.last_exception is None:
         return None
@@ -111,7 +130,7 @@ def fill(expectation: Expectation, outcome: Outcome) -> Expectation:
     if kind == "reason":
         return Expectation(kind, outcome.reason)
     if kind == "output":
-        return Expectation(kind, output_digest(outcome.output))
+        return Expectation(kind, outcome.output.digest)
     if kind == "crash-at":
         symbol = crash_symbol(outcome)
         if symbol is None:
@@ -128,20 +147,24 @@ def check(expectation: Expectation, outcome: Outcome, report: Report | None = No
     if kind == "reason":
         return None if outcome.reason == value else f"run ended by {outcome.reason}, expected {value}"
     if kind == "output":
-        actual = output_digest(outcome.output)
+        actual = outcome.output.digest
         if actual == value:
             return None
         message = f"serial output digest {actual}, expected {value}"
         if report is not None and report.output is not None:
             diff = difflib.unified_diff(
-                report.output.splitlines(), outcome.output.decode(errors="replace").splitlines(),
-                "expected output", "replayed output", lineterm="", n=2,
+                report.output.splitlines(),
+                bytes(outcome.output.kept).decode(errors="replace").splitlines(),
+                "expected output",
+                "replayed output",
+                lineterm="",
+                n=2,
             )
             message += "\n" + "\n".join(list(diff)[:60])
         return message
     if kind == "output-contains":
         assert value is not None
-        return None if value.encode() in outcome.output else f"serial output does not contain {value!r}"
+        return None if value.encode() in outcome.output.kept else f"serial output does not contain {value!r}"
     if kind == "crash-at":
         symbol = crash_symbol(outcome)
         if symbol == value:
@@ -160,3 +183,16 @@ def check(expectation: Expectation, outcome: Outcome, report: Report | None = No
             return f"final state: {value!r} could not be evaluated ({e})"
         return None if result else f"final state: {value!r} is false"
     return f"unknown expectation kind {kind!r}"
+
+
+def build_report(note: str, expectations: list[Expectation], outcome: Outcome) -> Report:
+    """The report a recorder stores: expectations filled from this run."""
+    filled = [fill(e, outcome) for e in expectations]
+    text = bytes(outcome.output.kept[:MAX_OUTPUT_KEPT]).decode(errors="replace")
+    return Report(note, filled, text if any(e.kind == "output" for e in filled) else None)
+
+
+def read_report(reader: object) -> Report | None:
+    """The bug report stored in a recording, if any (``reader``: a RecordingReader)."""
+    frames = reader.ancillary(REPORT_TAG)  # type: ignore[attr-defined]
+    return Report.from_bytes(frames[-1]) if frames else None
