@@ -287,6 +287,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trim(args: argparse.Namespace) -> int:
+    from replayvm.session.trim import trim
+
+    source = _recording_path(args.recording)
+    if Path(args.output).resolve() == Path(source).resolve():
+        raise ConfigError("the trimmed recording must go to a new file (-o)")
+    start = trim(source, args.start, args.output)
+    before, after = Path(source).stat().st_size, Path(args.output).stat().st_size
+    print(f"replayvm: {args.output} starts at icount {start}: {after} bytes (was {before})", file=sys.stderr)
+    return 0
+
+
 def cmd_guests(args: argparse.Namespace) -> int:
     from replayvm.guests import catalog
 
@@ -407,6 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("recording", metavar="FILE.rvr")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=cmd_info)
+
+    trim = sub.add_parser(
+        "trim",
+        help="cut a recording to start near the interesting part",
+        description="Write a recording that starts from a snapshot at ICOUNT and replays to the same end.",
+    )
+    trim.add_argument("recording", metavar="FILE.rvr")
+    trim.add_argument("--from", dest="start", type=_positive_int, required=True, metavar="ICOUNT")
+    trim.add_argument("-o", "--output", required=True, metavar="OUT.rvr")
+    trim.set_defaults(func=cmd_trim)
 
     guests = sub.add_parser("guests", help="list the bundled guests")
     guests.set_defaults(func=cmd_guests)

@@ -20,6 +20,7 @@ from replayvm.log import End, Event, RecordingReader, SerialInput, Sync, WallClo
 from replayvm.machine import Machine, RunResult
 from replayvm.session.recorder import end_record
 from replayvm.session.recording import KERNEL_BLOB, SERIAL_DEVICE, RecordedSession
+from replayvm.session.snapshot import RAM_BLOB, SNAPSHOT_BLOB, decode_snapshot, load_ram
 
 HISTORY = 8  # events named in a divergence report
 HOST_STOPS = frozenset({"max-insns", "interrupted"})
@@ -151,6 +152,21 @@ class Replayer:
             raise TraceFormatError(f"the recorded machine cannot be built: {e}") from None
         vcpu = self.machine.vcpu
         self.host.icount = lambda: vcpu.icount
+        if SNAPSHOT_BLOB in self.reader.blobs:
+            self._start_from_snapshot()
+
+    def _start_from_snapshot(self) -> None:
+        """A trimmed recording: begin at its snapshot instead of at boot."""
+        if RAM_BLOB not in self.reader.blobs:
+            raise TraceFormatError("the recording has a snapshot but no RAM blob")
+        template = {"machine": self.machine.save_state(), "replay": self.save_state()}
+        state = decode_snapshot(self.reader.blob(SNAPSHOT_BLOB), template)
+        load_ram(self.machine.ram, self.reader.blob(RAM_BLOB))
+        try:
+            self.machine.load_state(state["machine"])  # type: ignore[arg-type]
+            self.load_state(state["replay"])  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError, IndexError, AssertionError) as e:
+            raise TraceFormatError(f"the snapshot does not fit this machine ({e})") from None
 
     # -- RunObserver -------------------------------------------------------------
     def next_stop(self, icount: int) -> int | None:

@@ -134,3 +134,32 @@ def test_fixture_drives_a_recording_from_python(bug: Path, replayvm_session) -> 
     assert drv.register("rdi") != 0xDEADBEEFDEADBEEF  # the first call gets a real list
     drv.session.reverse_stepi()
     assert drv.session.icount == second - 1
+
+
+def test_trimmed_recording_is_smaller_and_replays_to_the_same_end(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(7)
+    lines = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789 ") for _ in range(rng.randint(5, 40)))
+        for _ in range(500)
+    ]
+    rec, trimmed = tmp_path / "long.rvr", tmp_path / "short.rvr"
+    proc = record(rec, "echo", "--expect", "output", stdin=("\n".join(lines) + "\nquit\n").encode())
+    full_output = proc.stdout
+    with RecordingReader(rec) as reader:
+        assert reader.end is not None
+        end = reader.end
+    start = end.icount - 15_000
+    cut = subprocess.run(
+        [*EXE, "trim", str(rec), "--from", str(start), "-o", str(trimmed)], capture_output=True, check=False
+    )
+    assert cut.returncode == 0, cut.stderr
+    assert trimmed.stat().st_size < rec.stat().st_size
+    with RecordingReader(trimmed) as reader:
+        assert reader.end == end
+        assert all(e.icount >= start for e in reader.events() if type(e).__name__ != "WallClock")
+    replayed = subprocess.run([*EXE, "replay", str(trimmed)], capture_output=True, check=False)
+    assert replayed.returncode == proc.returncode
+    assert b"replay matched the recording" in replayed.stderr
+    assert full_output.endswith(replayed.stdout) and len(replayed.stdout) < len(full_output)
