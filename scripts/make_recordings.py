@@ -23,8 +23,10 @@ RECORDINGS: dict[str, tuple[str, list[str], str]] = {
     "timer": (
         "timer",
         ["--cmdline", "ticks=200 hz=1000"],
-        "200 PIT interrupts at 1 kHz through the 8259 while idling in HLT; virtual time skips idle periods, "
-        "so the timer costs no log events.",
+        (
+            "200 PIT interrupts at 1 kHz through the 8259 while idling in HLT; virtual time skips idle periods, "
+            "so the timer costs no log events."
+        ),
     ),
     "echo-input": (
         "echo",
@@ -34,14 +36,18 @@ RECORDINGS: dict[str, tuple[str, list[str], str]] = {
     "pagefault": (
         "pagefault",
         [],
-        "Own page tables; #PF (not present, read-only, unmapped), #DE, #UD and int3 delivered through the IDT "
-        "and resumed.",
+        (
+            "Own page tables; #PF (not present, read-only, unmapped), #DE, #UD and int3 delivered through the IDT "
+            "and resumed."
+        ),
     ),
     "buggy-crash": (
         "buggy",
         ["--expect", "crash-at"],
-        "BUG: cancelling the newest order leaves last_touched dangling; order_total() follows the poisoned "
-        "next pointer and takes #GP. Debug with: watch the pointer, reverse-continue.",
+        (
+            "BUG: cancelling the newest order leaves last_touched dangling; order_total() follows the poisoned "
+            "next pointer and takes #GP. Debug with: watch the pointer, reverse-continue."
+        ),
     ),
     "demo": ("demo", [], "The first-run tour: timer ticks in HLT, RTC, a page fault, a CRC."),
     "crc-long": (

@@ -44,7 +44,7 @@ def _decode(value: object) -> object:
                     raise ValueError("bad dict entry")
                 key = _decode(pair[0])
                 if not isinstance(key, (str, int)):
-                    raise ValueError("bad dict key")
+                    raise TypeError("bad dict key")
                 out[key] = _decode(pair[1])
             return out
         raise ValueError("unknown object")
@@ -89,16 +89,15 @@ def _same_shape(template: object, value: object, where: str, free_keys: bool = F
         return
     if type(template) is not type(value):
         raise TraceFormatError(f"snapshot {where}: expected {type(template).__name__}")
-    if isinstance(template, int) and not isinstance(template, bool) and not 0 <= value < 1 << 64:  # type: ignore[operator]
-        if value < -(1 << 63):  # type: ignore[operator]
-            raise TraceFormatError(f"snapshot {where}: integer out of range")
+    if isinstance(template, int) and not isinstance(template, bool) and not -(1 << 63) <= value < 1 << 64:  # type: ignore[operator]
+        raise TraceFormatError(f"snapshot {where}: integer out of range")
 
 
 def decode_snapshot(data: bytes, template: dict[str, object]) -> dict[str, object]:
     """Parse and check a snapshot against ``template`` (a fresh machine's state)."""
     try:
         state = _decode(json.loads(data))
-    except (ValueError, RecursionError):
+    except (ValueError, TypeError, RecursionError):
         raise TraceFormatError("snapshot blob is not a valid snapshot") from None
     if not isinstance(state, dict):
         raise TraceFormatError("snapshot blob is not a mapping")
