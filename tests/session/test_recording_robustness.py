@@ -151,3 +151,32 @@ def test_ctrl_c_finishes_the_recording_cleanly(tmp_path: Path) -> None:
     )
     assert replayed.returncode == 130
     assert b"replay matched the recording" in replayed.stderr
+
+
+def test_echo_typed_on_a_terminal_replays_without_input(tmp_path: Path) -> None:
+    """Interactive input from a real terminal (a pty): keys go to the guest as typed."""
+    import pty
+
+    rec = tmp_path / "tty.rvr"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*EXE, "record", "echo", "-o", str(rec), "-q"], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    os.close(slave)
+    assert proc.stdout is not None
+    try:
+        os.write(master, b"typed on a tty\r")
+        line = b""
+        while b"echo: typed on a tty" not in line:
+            line = proc.stdout.readline()
+            assert line, "recorder ended early"
+        os.write(master, b"quit\r")
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    assert proc.returncode == 1
+    replayed = subprocess.run(
+        [*EXE, "replay", str(rec)], stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=60
+    )
+    assert b"echo: typed on a tty" in replayed.stdout
+    assert replayed.returncode == 1
