@@ -171,7 +171,7 @@ def test_echo_typed_on_a_terminal_replays_without_input(tmp_path: Path) -> None:
             line = proc.stdout.readline()
             assert line, "recorder ended early"
         os.write(master, b"quit\r")
-        out, _ = proc.communicate(timeout=60)
+        proc.communicate(timeout=60)
     finally:
         os.close(master)
     assert proc.returncode == 1
