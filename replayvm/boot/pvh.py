@@ -50,9 +50,10 @@ FIRMWARE_TOP_RESERVED = 0x20000
 
 def memory_map(ram_size: int) -> list[tuple[int, int, int]]:
     """The PC memory map ReplayVM reports, entry for entry what a PVH guest gets
-    from QEMU ``-M pc`` with SeaBIOS: low RAM up to the EBDA, the VGA/BIOS
-    hole, high RAM, and the top 128 KiB reserved (SeaBIOS keeps its tables
-    there). Guests that print their RAM size then print the same number."""
+    from QEMU 7.2 ``-M pc`` with SeaBIOS: low RAM up to the EBDA, the VGA/BIOS
+    hole, high RAM, the top 128 KiB reserved (SeaBIOS keeps its tables
+    there), the BIOS flash below 4 GiB and the AMD HyperTransport hole at
+    1012 GiB. Guests that print their memory map then print the same lines."""
     top = ram_size - FIRMWARE_TOP_RESERVED
     return [
         (0, 0x9FC00, E820_RAM),
@@ -60,6 +61,8 @@ def memory_map(ram_size: int) -> list[tuple[int, int, int]]:
         (0xF0000, 0x10000, E820_RESERVED),
         (0x100000, top - 0x100000, E820_RAM),
         (top, FIRMWARE_TOP_RESERVED, E820_RESERVED),
+        (0xFFFC0000, 0x40000, E820_RESERVED),
+        (0xFD_0000_0000, 0x3_0000_0000, E820_RESERVED),
     ]
 
 

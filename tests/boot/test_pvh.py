@@ -27,7 +27,7 @@ def test_plan_loads_segment_and_start_info() -> None:
     magic, version, _, _, _, cmdline, _, memmap, entries, _ = struct.unpack("<IIIIQQQQII", writes[START_INFO_ADDR])
     assert (magic, version, cmdline, memmap) == (HVM_START_MAGIC, 1, CMDLINE_ADDR, MEMMAP_ADDR)
     mm = [struct.unpack_from("<QQII", writes[MEMMAP_ADDR], 24 * i) for i in range(entries)]
-    assert mm[-2][:3] == (0x100000, RAM - 0x100000 - 0x20000, 1)
+    assert mm[3][:3] == (0x100000, RAM - 0x100000 - 0x20000, 1)
     assert sum(size for _, size, kind, _ in mm if kind == 1) == 0x9FC00 + RAM - 0x120000
 
 

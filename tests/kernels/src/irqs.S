@@ -17,19 +17,22 @@
  *      after it is larger than a count latched after the work.  Read-back
  *      command: the status byte reports mode 0, LSB/MSB access.
  *   4. PIT mode 0 (interrupt on terminal count) as a one-shot: exactly one
- *      IRQ0, acknowledged with a specific EOI; stale requests are drained
- *      with the 8259 poll command first.
+ *      IRQ0, acknowledged with a specific EOI.  An IRQ0 taken while the
+ *      read-back status shows OUT0 still low is a stale request latched
+ *      earlier (host timing on QEMU) and is not counted.
  *   5. RTC periodic interrupt (rate 6, 1024 Hz) on IRQ8 = slave IR0 =
  *      vector 0x38, register C read in the handler, specific EOIs to slave
  *      and master; during the 64 periods the one-shot PIT stays quiet.
  *   6. Interrupt-driven UART transmit: IER.ETBEI on, the IRQ4 handler sends
  *      a line one byte per THR-empty interrupt, then turns ETBEI off.
- *   7. Special mask mode: inside an IRQ0 handler (IR0 in service) a pending
+ *   7. Poll mode: with IRQ4 requested and IF=0, OCW3 poll then a read of
+ *      the command port returns 0x84 and puts IR4 in service.
+ *   8. Special mask mode: inside an IRQ0 handler (IR0 in service) a pending
  *      IRQ4 is held off; after OCW3 sets SMM and OCW1 masks IR0 it nests;
  *      its handler ends it with a specific EOI (a non-specific one would end
  *      IR0, the highest-priority level in service).  (SMM is set before the
  *      mask: QEMU's 8259 re-evaluates INT on OCW1 writes but not on OCW3.)
- *   8. Only with "sti-window" on the command line: a request pending while
+ *   9. Only with "sti-window" on the command line: a request pending while
  *      IF=0 is taken right after the instruction that follows STI
  *      (`sti; nop; cli`), as the SDM (STI: "interrupts are recognized at
  *      the instruction boundary after the next instruction") requires.
@@ -145,6 +148,7 @@ long64:
         call test_pit_latch
         call test_pit_oneshot_and_rtc
         call test_uart_tx_irq
+        call test_pic_poll
         call test_smm
         call test_sti_window_if_asked
 
@@ -414,25 +418,17 @@ pic_mask_master:
         pop rax
         ret
 
-/* Drain a stale IRQ0 request with IF=0: unmask IR0, poll (an INTA without
- * the CPU), specific EOI.  IR0 is left unmasked. */
-pic_drain_irq0:
-        mov ecx, 0
-        call pic_unmask_master
-        mov r8d, 4
-1:      mov al, 0x0a                /* OCW3: read IRR */
-        out PIC1_CMD, al
-        in al, PIC1_CMD
-        test al, 1
-        jz 2f
-        mov al, 0x0c                /* OCW3: poll */
-        out PIC1_CMD, al
-        in al, PIC1_CMD             /* 0x80 | IR, and IR goes in service */
-        mov al, 0x60                /* OCW2: specific EOI, IR0 */
-        out PIC1_CMD, al
-        dec r8d
-        jnz 1b
-2:      ret
+/* ZF=0 when counter 0's OUT pin is high (read-back command, status only).
+ * In mode 0 OUT rises at terminal count and stays high, so an IRQ0 that
+ * arrives while it is low is a stale request from an earlier programming. */
+pit_out0_high:
+        push rax
+        mov al, 0xe2                /* read-back: COUNT# = 1, STATUS# = 0, counter 0 */
+        out PIT_CTRL, al
+        in al, PIT_CH0
+        test al, 0x80
+        pop rax
+        ret
 
 /* OCW3 "read ISR", read it, back to "read IRR" */
 master_isr:                         /* -> al */
@@ -468,13 +464,21 @@ eoi_master_nonspecific:
         ret
 
 irq0_oneshot:
+        call pit_out0_high
+        jz 1f                       /* stale: not counted */
         inc dword ptr [rip + oneshot_irqs]
+1:
         mov al, 0x60                /* specific EOI, IR0 */
         out PIC1_CMD, al
         ret
 
 irq0_smm:
-        /* IR0 is in service.  Raise IRQ4 (THR empty) and open IF: it must
+        call pit_out0_high
+        jnz 9f
+        mov al, 0x60                /* stale request: end it, wait for the real one */
+        out PIC1_CMD, al
+        ret
+9:      /* IR0 is in service.  Raise IRQ4 (THR empty) and open IF: it must
          * wait, being of lower priority than the level in service. */
         mov dx, COM1 + 1
         mov al, 0x02
@@ -731,7 +735,8 @@ test_pit_oneshot_and_rtc:
         out PIT_CH0, al
         mov al, ONESHOT_COUNT >> 8
         out PIT_CH0, al
-        call pic_drain_irq0
+        mov ecx, 0
+        call pic_unmask_master
 1:      cli
         cmp dword ptr [rip + oneshot_irqs], 0
         jne 2f
@@ -839,7 +844,51 @@ test_uart_tx_irq:
         inc dword ptr [rip + failures]
 3:      ret
 
-/* ---- 7. special mask mode -------------------------------------------------- */
+/* ---- 7. poll mode ------------------------------------------------------------ */
+test_pic_poll:
+        cli
+        mov ecx, 4
+        call pic_unmask_master
+        mov dx, COM1 + 1
+        mov al, 0x02                /* THR empty: IRQ4 requested, IF stays 0 */
+        out dx, al
+        mov al, 0x0c                /* OCW3: poll */
+        out PIC1_CMD, al
+        in al, PIC1_CMD             /* 0x80 | IR of the request, now in service */
+        mov bl, al
+        call master_isr
+        mov bh, al
+        mov dx, COM1 + 2
+        in al, dx                   /* IIR: THR-empty acknowledged */
+        mov dx, COM1 + 1
+        xor eax, eax
+        out dx, al
+        mov al, 0x64                /* specific EOI, IR4 */
+        out PIC1_CMD, al
+        call master_isr
+        mov r12b, al
+        mov ecx, 4
+        call pic_mask_master
+        SAY "pic: poll command with irq4 pending read "
+        movzx edi, bl
+        call put_hex2
+        SAY ", isr "
+        movzx edi, bh
+        call put_hex2
+        SAY ", after specific eoi "
+        movzx edi, r12b
+        call put_hex2
+        SAY "\r\n"
+        cmp bl, 0x84
+        jne 1f
+        cmp bh, 0x10
+        jne 1f
+        test r12b, r12b
+        jz 2f
+1:      inc dword ptr [rip + failures]
+2:      ret
+
+/* ---- 8. special mask mode -------------------------------------------------- */
 test_smm:
         cli
         mov dword ptr [rip + uart_phase], UART_SMM
@@ -852,7 +901,8 @@ test_smm:
         out PIT_CH0, al
         mov al, SMM_COUNT >> 8
         out PIT_CH0, al
-        call pic_drain_irq0
+        mov ecx, 0
+        call pic_unmask_master
 1:      cli
         cmp dword ptr [rip + smm_done], 0
         jne 2f
@@ -893,7 +943,7 @@ test_smm:
 3:      inc dword ptr [rip + failures]
 4:      ret
 
-/* ---- 8. the STI interrupt shadow, on request -------------------------------- */
+/* ---- 9. the STI interrupt shadow, on request -------------------------------- */
 test_sti_window_if_asked:
         mov rbx, qword ptr [rip + boot_info]
         mov rsi, qword ptr [rbx + 0x18]     /* cmdline_paddr */
