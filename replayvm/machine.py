@@ -52,10 +52,9 @@ MAX_MEMORY_MIB = 3072  # below the MMIO hole at 0xC0000000
 
 MAX_SLICE = 2_000_000  # instructions; per-slice cost is ~20 µs, so this is noise
 INPUT_POLL_SLICE = 200_000  # while host input may still arrive
-INTERRUPT_GRID = 2048  # while an IRQ waits for IF=1, look again at multiples of this icount
 
 COM1_BASE, COM1_IRQ = 0x3F8, 4
-PIT_IRQ, RTC_IRQ = 0, 8
+PIT_IRQ, KBD_IRQ, RTC_IRQ, AUX_IRQ = 0, 1, 8, 12
 STATUS_MAX_INSNS = 124  # like timeout(1)
 TIMER_PORTS = frozenset({0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71})
 
@@ -150,7 +149,7 @@ class Machine:
         self.rtc = CmosRtc(clock, self.host.wall_clock_ns(), self.pic.irq_line(RTC_IRQ))
         self.rtc.set_memory_size(self.ram.size)
         self.uart = Uart16550(self.pic.irq_line(COM1_IRQ), self._out.append)
-        self.i8042 = I8042(self._on_reset)
+        self.i8042 = I8042(self._on_reset, self.pic.irq_line(KBD_IRQ), self.pic.irq_line(AUX_IRQ))
         self.debug_exit = DebugExit(self._on_debug_exit)
         self.pci = PciConfigStub()
         bus = self.bus
@@ -362,15 +361,23 @@ class Machine:
                 if icount != self._idle_fed_at and self._feed_serial():
                     fired = True
                 budget = self.max_slice
+                shadow_step = False
                 if self.pic.has_interrupt():
                     # Interrupts are taken only at boundaries every run has (DESIGN.md
-                    # §1): where the guest or a timer or a logged input made one, or
-                    # on the icount grid -- never at one a seek, a SYNC or the slice
-                    # limit made, so where a replay stops cannot move them.
-                    if (fired or self._canonical or icount % INTERRUPT_GRID == 0) and vcpu.interrupts_enabled():
+                    # §1): where a timer, a logged input or the guest made one --
+                    # never at one a seek, a SYNC or the slice limit made, so where
+                    # a replay stops cannot move them.
+                    if (fired or self._canonical) and vcpu.interrupts_enabled():
                         vcpu.inject_interrupt(self.pic.acknowledge())
-                    else:  # wait for the guest to open the interrupt window
-                        budget = INTERRUPT_GRID - icount % INTERRUPT_GRID
+                    elif vcpu.interrupt_shadow():
+                        budget, shadow_step = 1, True  # STI/MOV SS shadow: one more instruction
+                if self.pic.has_interrupt():
+                    # The interrupt window: end the slice where STI, POPF or IRETQ
+                    # sets IF (each ends a translation block), as the CPU would
+                    # take the interrupt right there.
+                    vcpu.arm_interrupt_window()
+                else:
+                    vcpu.disarm_interrupt_window()
                 self._intr_level = self.pic.has_interrupt()
                 for stop in (
                     deadline - now + icount if deadline is not None else None,
@@ -385,7 +392,7 @@ class Machine:
                 exit_reason = vcpu.run(budget)
                 # HLT and kicks (an I/O exit raised INTR or made room for input)
                 # end slices where the guest put them.
-                self._canonical = exit_reason in (ExitReason.HLT, ExitReason.INTERRUPT_WINDOW)
+                self._canonical = shadow_step or exit_reason in (ExitReason.HLT, ExitReason.INTERRUPT_WINDOW)
                 self._flush_output()
                 if exit_reason is ExitReason.SHUTDOWN:
                     self._finish("shutdown", 0, vcpu.stop_message or "guest shut down")

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from unicorn import (
     UC_ARCH_X86,
+    UC_HOOK_BLOCK,
     UC_HOOK_INSN,
     UC_HOOK_INSN_INVALID,
     UC_HOOK_INTR,
@@ -230,6 +231,7 @@ class Vcpu:
         self.stop_reason: ExitReason | None = None
         self._pending_fault: tuple[Event, int] | None = None
         self.last_exception: tuple[int, int] | None = None  # (vector, RIP) of the newest one
+        self._window_hook: int | None = None
         self.stop_message = ""
         self.tsc_offset = 0
         self._install_hooks()
@@ -527,6 +529,39 @@ class Vcpu:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
 
     # -- interrupts between slices -------------------------------------------------
+    def interrupt_shadow(self) -> bool:
+        """IF=1 but the next instruction is in an STI/MOV SS shadow (SDM vol 3A §6.8.3)."""
+        if not self.uc.reg_read(UC_X86_REG_RFLAGS) & RFLAGS_IF:
+            return False
+        return bool(CpuContext(self.uc, self.layout).hflags & HF_INHIBIT_IRQ_MASK)
+
+    def arm_interrupt_window(self) -> None:
+        """While an interrupt waits for IF=1: a block hook ends the slice at the
+        first block that starts with IF=1. Every instruction that can set IF
+        (STI, POPF, IRETQ, SYSRET...) ends its block in QEMU's translator, so
+        the stop lands right after it whatever the block layout."""
+        if self._window_hook is None:
+            self._window_hook = self.uc.hook_add(UC_HOOK_BLOCK, self._on_window_block)
+            self.flush_code()  # blocks translated before the hook existed do not call it
+
+    def disarm_interrupt_window(self) -> None:
+        if self._window_hook is not None:
+            self.uc.hook_del(self._window_hook)
+            self._window_hook = None
+            self.flush_code()
+
+    def _on_window_block(self, uc: Uc, address: int, size: int, _ud: object) -> None:
+        # Not inside an STI shadow: `sti; hlt` must reach its HLT (the
+        # interrupt then wakes it), `sti; nop; cli` stops before the CLI.
+        if (
+            uc.reg_read(UC_X86_REG_RFLAGS) & RFLAGS_IF
+            and self.counter.stop_count is None
+            and not CpuContext(uc, self.layout).hflags & HF_INHIBIT_IRQ_MASK
+        ):
+            self.stats.by_reason["interrupt-window"] += 1
+            self.counter.stop_count = self.counter.in_slice()  # before this block's first instruction
+            uc.emu_stop()
+
     def interrupts_enabled(self) -> bool:
         """IF=1 and no STI/MOV SS interrupt shadow on the next instruction."""
         if not self.uc.reg_read(UC_X86_REG_RFLAGS) & RFLAGS_IF:

@@ -57,12 +57,6 @@ CFLAGS = [
 ]  # fmt: skip
 
 # ---- defects found by these kernels (see tests/kernels/README.md) ----------------------------
-DEFECT_STI_WINDOW = (
-    "replayvm/machine.py Machine.run: a PIC interrupt that is pending while IF=0 is injected only "
-    "at a slice boundary (the INTERRUPT_GRID icount grid, or a HLT/kick); nothing ends the slice "
-    "when STI/POPF/IRETQ sets IF, so a guest that opens IF briefly (sti; nop; cli) never takes it "
-    "-- QEMU and hardware take it right after the STI shadow"
-)
 # Found by the faults kernel and fixed in the tree while it was written (the
 # ring-3 checks guard them): the #GP raised by INT n / INT3 through a DPL-0
 # gate from ring 3 was pushed with the RIP after the INT instead of the INT
@@ -348,7 +342,6 @@ def test_irqs_sti_window_other_checks_on_replayvm(replayvm) -> None:
     assert_contains_in_order(replayvm("irqs-sti").text, IRQS)
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_STI_WINDOW)
 def test_irqs_sti_window_on_replayvm(replayvm) -> None:
     r = replayvm("irqs-sti")
     assert r.text == IRQS + IRQS_STI_LINE + IRQS_PASSED
@@ -396,7 +389,7 @@ def test_polled_on_qemu_is_as_designed(qemu) -> None:
     [
         "polled",
         "irqs",
-        pytest.param("irqs-sti", marks=pytest.mark.xfail(strict=True, reason=DEFECT_STI_WINDOW)),
+        "irqs-sti",
         "faults",
     ],
 )
