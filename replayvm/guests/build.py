@@ -3,7 +3,9 @@
     python -m replayvm.guests.build [--out DIR] [--cc GCC] [NAME ...]
 
 Each ``src/NAME.c`` is linked with the SDK (``sdk/``) into ``NAME.elf``, a
-PVH ELF kernel at 1 MiB (see ``sdk/linker.ld``).  The build is
+PVH ELF kernel at 1 MiB (see ``sdk/linker.ld``). The SDK's optional drivers
+(``sdk/virtio*.c``) are linked from a static archive, so only the guests
+that call them contain them.  The build is
 deterministic: sources are passed by relative path from this directory,
 ``-ffile-prefix-map`` maps it to ``.``, there is no debug information, no
 build id and no ``.comment``, so the same sources and the same toolchain

@@ -7,6 +7,14 @@ start with ``[var] ``; everything else is identical on QEMU and on any
 correct PC.  ``expected/NAME.out`` holds those other lines for the guest's
 default command line (and input file), as produced by
 ``deterministic_lines``; ``expected/NAME.status`` holds the exit status.
+
+The guests in :data:`VIRTIO_GUESTS` also need virtio-mmio devices
+(``Guest.virtio``); they run on QEMU microvm (tests/guests) and join
+:data:`GUESTS` once the rv-pc machine carries virtio devices. Their
+expected output assumes the default devices: a zero-filled disk of
+:data:`VIRTIO_DISK_BYTES` with serial :data:`VIRTIO_DISK_SERIAL`, a
+network whose gateway 10.0.2.2 answers ARP and ping, and
+``Guest.console_input_file`` as virtio-console input.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ EXPECTED_DIR = GUESTS_DIR / "expected"
 
 VAR_PREFIX = "[var] "
 
+VIRTIO_DISK_BYTES = 1 << 20
+VIRTIO_DISK_SERIAL = "replayvm-disk0"
+
 
 @dataclass(frozen=True, slots=True)
 class Guest:
@@ -30,6 +41,8 @@ class Guest:
     cmdline: str = ""
     input_file: str | None = None
     exit_code: int = 0
+    virtio: tuple[str, ...] = ()  # virtio devices it needs: "blk", "net", "console", "rng"
+    console_input_file: str | None = None  # bytes for the virtio console's receive queue
 
     @property
     def exit_status(self) -> int:
@@ -43,6 +56,10 @@ class Guest:
     @property
     def input_path(self) -> Path | None:
         return EXPECTED_DIR / self.input_file if self.input_file else None
+
+    @property
+    def console_input_path(self) -> Path | None:
+        return EXPECTED_DIR / self.console_input_file if self.console_input_file else None
 
     @property
     def expected_output_path(self) -> Path:
@@ -92,15 +109,51 @@ GUESTS: tuple[Guest, ...] = (
 )
 
 
+VIRTIO_GUESTS: tuple[Guest, ...] = (
+    Guest(
+        "blk",
+        "virtio-blk: capacity, get-id, 16 sectors written, read back and compared, flush, a read past the end",
+        virtio=("blk",),
+    ),
+    Guest(
+        "net",
+        "virtio-net: ARP for the gateway 10.0.2.2, then ping it count=N times (3)",
+        virtio=("net",),
+    ),
+    Guest(
+        "console",
+        "virtio-console: a greeting out, one line in (interrupt driven), an answer out",
+        virtio=("console",),
+        console_input_file="console.in",
+    ),
+    Guest(
+        "rng",
+        "virtio-rng: reads bytes=N (64) bytes of entropy; prints a summary, never the bytes",
+        virtio=("rng",),
+    ),
+    Guest(
+        "uart-vs-virtio",
+        "the same text through COM1 (an exit per byte) and virtio-console (4 KiB buffers); size=N bytes",
+        cmdline="size=4096",
+        virtio=("console",),
+    ),
+)
+
+
 def names() -> list[str]:
     return [g.name for g in GUESTS]
 
 
+def all_guests() -> tuple[Guest, ...]:
+    """The guests of :data:`GUESTS` and :data:`VIRTIO_GUESTS`."""
+    return GUESTS + VIRTIO_GUESTS
+
+
 def get(name: str) -> Guest:
-    for guest in GUESTS:
+    for guest in all_guests():
         if guest.name == name:
             return guest
-    raise ConfigError(f"unknown guest {name!r} (bundled guests: {', '.join(names())})")
+    raise ConfigError(f"unknown guest {name!r} (bundled guests: {', '.join(g.name for g in all_guests())})")
 
 
 def image_path(name: str) -> Path:

@@ -51,7 +51,7 @@ class VirtioBlk(VirtioBackend):
     queue_names = ("requestq",)
     queue_num_max = 256
 
-    def __init__(self, image: bytes, *, read_only: bool = False, serial: str = "replayvm-disk") -> None:
+    def __init__(self, image: bytes, *, read_only: bool = False, serial: str = "replayvm-disk0") -> None:
         super().__init__()
         self.image = bytes(image)
         self.read_only = read_only

@@ -66,6 +66,14 @@ VIRTIO_SLOTS: tuple[VirtioSlot, ...] = tuple(
 )
 
 
+_EMPTY_SLOT_HEADER = {
+    VIRTIO_MMIO_MAGIC_VALUE: VIRTIO_MMIO_MAGIC,
+    VIRTIO_MMIO_VERSION: VIRTIO_MMIO_VERSION_2,
+    VIRTIO_MMIO_DEVICE_ID: PlaceholderBackend.device_id,
+    VIRTIO_MMIO_VENDOR_ID: VIRTIO_MMIO_VENDOR,
+}
+
+
 class EmptySlot(Device):
     """A window without a device: a valid v2 header with DeviceID 0 (§4.2.2),
     every other register reads 0 and writes are dropped. No state."""
@@ -73,14 +81,7 @@ class EmptySlot(Device):
     name = "virtio-empty"
 
     def read(self, offset: int, size: int) -> int:
-        if size != 4:
-            return 0
-        return {
-            VIRTIO_MMIO_MAGIC_VALUE: VIRTIO_MMIO_MAGIC,
-            VIRTIO_MMIO_VERSION: VIRTIO_MMIO_VERSION_2,
-            VIRTIO_MMIO_DEVICE_ID: PlaceholderBackend.device_id,
-            VIRTIO_MMIO_VENDOR_ID: VIRTIO_MMIO_VENDOR,
-        }.get(offset, 0)
+        return _EMPTY_SLOT_HEADER.get(offset, 0) if size == 4 else 0
 
     def write(self, offset: int, size: int, value: int) -> None:
         pass

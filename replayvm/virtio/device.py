@@ -11,10 +11,11 @@ hands the back-end a :class:`DeviceLink`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
-from replayvm.virtio.queue import GuestMemory, SplitVirtqueue
+from replayvm.virtio.queue import DescriptorChain, GuestMemory, SplitVirtqueue
 
 VIRTIO_ID_NET = 1  # §5.1
 VIRTIO_ID_BLOCK = 2  # §5.2
@@ -59,6 +60,10 @@ class DeviceLink(Protocol):
 
     def device_error(self, message: str) -> None:
         """The driver broke the device's rules: enter DEVICE_NEEDS_RESET (§2.1.2)."""
+        ...
+
+    def warn(self, message: str) -> None:
+        """A driver mistake the device survives: counted in ``errors``, one line kept."""
         ...
 
     def has_feature(self, bit: int) -> bool:
@@ -117,7 +122,7 @@ class VirtioBackend:
         pass
 
     # -- helpers for subclasses ----------------------------------------------------------
-    def drain(self, index: int, handle: Any) -> int:
+    def drain(self, index: int, handle: Callable[[DescriptorChain], int | None]) -> int:
         """Pop every available chain of queue ``index``, call ``handle(chain)``
         which returns the bytes written (or None to stop after a device
         error), push it, then signal. Returns how many chains completed."""

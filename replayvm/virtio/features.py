@@ -10,7 +10,7 @@ from __future__ import annotations
 
 VIRTIO_F_INDIRECT_DESC = 28  # §2.7.5.3 indirect descriptor tables
 VIRTIO_F_EVENT_IDX = 29  # §2.7.7, §2.7.10 used_event / avail_event
-VIRTIO_F_VERSION_1 = 32  # §6.1: compliant (non-legacy) device; required here
+VIRTIO_F_VERSION_1 = 32  # §6: compliant (non-legacy) device; §6.2 lets a device require it
 
 TRANSPORT_FEATURES = (1 << VIRTIO_F_INDIRECT_DESC) | (1 << VIRTIO_F_EVENT_IDX) | (1 << VIRTIO_F_VERSION_1)
 

@@ -21,6 +21,7 @@ interrupt (§2.1.2).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from replayvm.devices.base import Device, IrqLine
@@ -168,7 +169,7 @@ class VirtioMmioTransport(Device):
         else:
             self.warnings_dropped += 1
 
-    def _queue_error(self, index: int) -> Any:
+    def _queue_error(self, index: int) -> Callable[[str], None]:
         def report(message: str) -> None:
             self.device_error(f"queue {index} ({self.backend.queue_names[index]}): {message}")
 
@@ -284,7 +285,7 @@ class VirtioMmioTransport(Device):
         if unoffered:
             return f"driver accepted features {unoffered:#x} that were not offered (§2.2.1)"
         if not self.driver_features >> VIRTIO_F_VERSION_1 & 1:
-            return "driver did not accept VIRTIO_F_VERSION_1: legacy drivers are not supported (§6.1)"
+            return "driver did not accept VIRTIO_F_VERSION_1: legacy drivers are not supported (§6.2)"
         return None
 
     # -- status (§2.1) ---------------------------------------------------------------------

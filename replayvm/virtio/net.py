@@ -91,8 +91,8 @@ class VirtioNet(VirtioBackend):
             self.link.device_error(f"transmit chain {chain.head}: {length} bytes, shorter than virtio_net_hdr")
             return None
         if length > VIRTIO_NET_HDR_SIZE + MAX_FRAME:
-            self.link.stats.errors += 1
-            return 0  # not a frame: dropped, the buffer goes back
+            self.link.warn(f"transmit chain {chain.head}: {length} bytes is no frame without GSO; dropped")
+            return 0
         data = chain.read()
         self.link.stats.bytes_in += len(data)
         self.backend.transmit(data[VIRTIO_NET_HDR_SIZE:])
@@ -118,6 +118,7 @@ class VirtioNet(VirtioBackend):
         if chain.writable_length < len(packet):
             q.unpop()
             self.rx_dropped += 1
+            link.warn(f"receive buffer of {chain.writable_length} bytes for a {len(frame)}-byte frame; dropped")
             return True
         chain.write(packet)
         q.push(chain.head, len(packet))

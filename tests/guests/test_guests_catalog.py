@@ -26,11 +26,19 @@ def load_segments(elf: bytes) -> list[tuple[int, int, int]]:
     return segments
 
 
+ALL_NAMES = [g.name for g in catalog.all_guests()]
+
+
 def test_catalog_lists_every_guest_source() -> None:
-    assert sorted(catalog.names()) == build.guest_names()
+    assert sorted(ALL_NAMES) == build.guest_names()
 
 
-@pytest.mark.parametrize("name", catalog.names())
+def test_virtio_guests_are_listed_apart_until_the_machine_has_virtio() -> None:
+    assert not set(catalog.names()) & {g.name for g in catalog.VIRTIO_GUESTS}
+    assert all(g.virtio for g in catalog.VIRTIO_GUESTS) and not any(g.virtio for g in catalog.GUESTS)
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_guest_image_is_a_pvh_elf_loaded_at_1_mib(name: str) -> None:
     elf = catalog.image_path(name).read_bytes()
     entry = build.pvh_entry(elf)
@@ -39,7 +47,7 @@ def test_guest_image_is_a_pvh_elf_loaded_at_1_mib(name: str) -> None:
     assert any(paddr <= entry < paddr + filesz for paddr, filesz, _ in segments)
 
 
-@pytest.mark.parametrize("name", catalog.names())
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_guest_expected_files_match_catalog(name: str) -> None:
     guest = catalog.get(name)
     assert catalog.expected_status(name) == guest.exit_status
@@ -48,6 +56,8 @@ def test_guest_expected_files_match_catalog(name: str) -> None:
     assert catalog.deterministic_lines(output) == output
     if guest.input_path is not None:
         assert guest.input_path.is_file()
+    if guest.console_input_path is not None:
+        assert guest.console_input_path.is_file()
 
 
 def test_unknown_guest_is_a_config_error() -> None:

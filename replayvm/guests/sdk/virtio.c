@@ -190,6 +190,8 @@ bool virtio_init(struct virtio_dev *dev, uint64_t wanted)
     dev->offered = (uint64_t)reg_read(dev, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
     reg_write(dev, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
     dev->offered |= reg_read(dev, VIRTIO_MMIO_DEVICE_FEATURES);
+    if (virtio_polled()) /* VIRTQ_AVAIL_F_NO_INTERRUPT only counts without EVENT_IDX (§2.7.7) */
+        wanted &= ~VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
     accept = dev->offered & (wanted | VIRTIO_BIT(VIRTIO_F_VERSION_1));
     if (!(accept & VIRTIO_BIT(VIRTIO_F_VERSION_1))) {
         reg_write(dev, VIRTIO_MMIO_STATUS, status | VIRTIO_STATUS_FAILED);
