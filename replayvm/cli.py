@@ -38,7 +38,7 @@ def resolve_image(spec: str) -> tuple[bytes, str, str | None]:
             return path.read_bytes(), str(path), None
         except OSError as e:
             raise ConfigError(f"cannot read {spec}: {e.strerror}") from None
-    if spec in catalog.names():
+    if spec in [g.name for g in catalog.all_guests()]:
         guest = catalog.get(spec)
         image = guest.image
         if not image.is_file():
@@ -83,27 +83,41 @@ def _summary(result, seconds: float) -> str:  # type: ignore[no-untyped-def]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from replayvm.machine import Machine, MachineConfig
+    from replayvm.machine import Machine
 
     image, name, default_cmdline = resolve_image(args.image)
     cmdline = args.cmdline if args.cmdline is not None else (default_cmdline or "")
     host = Host(_serial_source(args.input))
-    machine = Machine(MachineConfig(args.memory, cmdline), image, host=host, serial_out=_write_stdout, image_name=name)
+    machine = Machine(_machine_config(args, cmdline), image, host=host, serial_out=_write_stdout, image_name=name)
     t0 = monotonic()
     result = machine.run(max_insns=args.max_insns)
     seconds = monotonic() - t0
     host.close()
     if result.reason not in ("debug-exit",):
         print(f"replayvm: {result.message}", file=sys.stderr)
+    _after_run(args, machine)
     if not args.quiet:
         print(_summary(result, seconds), file=sys.stderr)
     return result.status
 
 
+def _after_run(args: argparse.Namespace, machine) -> None:  # type: ignore[no-untyped-def]
+    """Device warnings (a misbehaving virtio driver) and --disk-writable."""
+    from replayvm.virtio.board import warnings
+
+    for line in warnings(machine.virtio_transports):
+        print(f"replayvm: warning: {line}", file=sys.stderr)
+    if getattr(args, "disk_writable", False) and args.disk and machine.virtio_blk is not None:
+        if machine.virtio_blk.overlay:
+            try:
+                Path(args.disk).write_bytes(machine.virtio_blk.disk_bytes())
+            except OSError as e:
+                raise ConfigError(f"cannot write back --disk {args.disk}: {e.strerror}") from None
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     import signal
 
-    from replayvm.machine import MachineConfig
     from replayvm.session.recorder import Recorder
     from replayvm.testing.expectations import parse_expectation
 
@@ -125,7 +139,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         recorder = Recorder(
             output,
             image,
-            MachineConfig(args.memory, cmdline),
+            _machine_config(args, cmdline),
             host=host,
             serial_out=serial_out,
             image_name=name,
@@ -151,6 +165,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     seconds = monotonic() - t0
     if result.reason != "debug-exit":
         print(f"replayvm: {result.message}", file=sys.stderr)
+    _after_run(args, recorder.machine)
     if not args.quiet:
         print(_summary(result, seconds), file=sys.stderr)
         size = Path(output).stat().st_size
@@ -302,8 +317,8 @@ def cmd_trim(args: argparse.Namespace) -> int:
 def cmd_guests(args: argparse.Namespace) -> int:
     from replayvm.guests import catalog
 
-    width = max(len(n) for n in catalog.names())
-    for guest in catalog.GUESTS:
+    width = max(len(g.name) for g in catalog.all_guests())
+    for guest in catalog.all_guests():
         extra = f"  [cmdline: {guest.cmdline}]" if guest.cmdline else ""
         print(f"{guest.name:<{width}}  {guest.description}{extra}")
     return 0
@@ -362,10 +377,86 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_debug(args: argparse.Namespace) -> int:
+    from replayvm.debugger.app import DebugOptions, debug_recording, is_recording, record_and_debug
+
+    options = DebugOptions(tuple(args.scripts), args.batch, args.checkpoint_memory << 20, args.debug)
+    if is_recording(args.target) or args.target.endswith(".rvr"):
+        recording_only = ("cmdline", "initrd", "input", "max_insns", "output")
+        extra = [f"--{n}" for n in recording_only if getattr(args, n) is not None]
+        if extra:
+            raise ConfigError(f"{extra[0].replace('_', '-')} applies only when recording an image, not to a recording")
+        return debug_recording(args.target, options)
+    image, name, default_cmdline = resolve_image(args.target)
+    cmdline = args.cmdline if args.cmdline is not None else (default_cmdline or "")
+    # Guest input comes from --input or a terminal; a pipe on stdin carries debugger commands.
+    try:
+        terminal = sys.stdin is not None and os.isatty(sys.stdin.fileno())
+    except (OSError, ValueError):
+        terminal = False
+    source = _serial_source(args.input, terminal=True) if args.input is not None or terminal else SerialSource()
+    return record_and_debug(
+        image,
+        name,
+        _machine_config(args, cmdline),
+        Host(source),
+        options,
+        output=args.output,
+        max_insns=args.max_insns,
+        quiet=args.quiet,
+    )
+
+
+def _machine_config(args: argparse.Namespace, cmdline: str):  # type: ignore[no-untyped-def]
+    """The machine the options describe; reads --initrd and --disk. A bundled
+    guest gets the virtio devices it needs unless --virtio says otherwise."""
+    from replayvm.guests import catalog
+    from replayvm.machine import VIRTIO_KINDS, MachineConfig
+
+    initrd = _read_option_file(args, "initrd")
+    disk = _read_option_file(args, "disk")
+    spec = getattr(args, "image", None) or getattr(args, "target", None)
+    guest = next((g for g in catalog.all_guests() if g.name == spec and not Path(spec).is_file()), None)
+    if getattr(args, "virtio", None) is not None:
+        virtio = tuple(k for k in args.virtio.split(",") if k)
+        bad = [k for k in virtio if k not in VIRTIO_KINDS]
+        if bad:
+            raise ConfigError(f"--virtio: unknown device {bad[0]!r} (devices: {', '.join(VIRTIO_KINDS)})")
+    else:
+        virtio = guest.virtio if guest is not None else (("blk",) if disk is not None else ())
+    if "blk" in virtio and disk is None and guest is not None:
+        disk = bytes(catalog.VIRTIO_DISK_BYTES)  # the bundled guests' scratch disk
+    return MachineConfig(args.memory, cmdline, initrd, virtio=virtio, disk=disk)
+
+
+def _read_option_file(args: argparse.Namespace, name: str) -> bytes | None:
+    value = getattr(args, name, None)
+    if value is None:
+        return None
+    try:
+        return Path(value).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read --{name} {value}: {e.strerror}") from None
+
+
 def _machine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory", type=_positive_int, default=64, metavar="MiB", help="guest RAM (default 64)")
-    p.add_argument("--cmdline", default=None, metavar="STR", help="kernel command line")
+    p.add_argument("--cmdline", "--append", dest="cmdline", default=None, metavar="STR", help="kernel command line")
+    p.add_argument("--initrd", default=None, metavar="FILE", help="initial ramdisk for a Linux bzImage")
     p.add_argument("--input", default=None, metavar="FILE", help="bytes for the serial port (default: stdin)")
+    p.add_argument(
+        "--virtio",
+        default=None,
+        metavar="LIST",
+        help="virtio-mmio devices, e.g. blk,net,console,rng (net: a built-in gateway 10.0.2.2 answering ARP and "
+        "ping; console: takes stdin/stdout instead of the UART)",
+    )
+    p.add_argument("--disk", default=None, metavar="FILE", help="raw disk image for virtio-blk (embedded in recordings)")
+    p.add_argument(
+        "--disk-writable",
+        action="store_true",
+        help="write the guest's disk writes back to --disk at the end (default: a copy-on-write overlay)",
+    )
     p.add_argument(
         "--max-insns", type=_positive_int, default=None, metavar="N", help="stop after N instructions (exit status 124)"
     )
@@ -440,6 +531,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="boot the demo guest and explain what happened")
     demo.set_defaults(func=cmd_demo)
+
+    dbg = sub.add_parser(
+        "debug",
+        help="time-travel debugger on a recording (or record a guest, then debug it)",
+        description="Debug FILE.rvr forwards and backwards with gdb-like commands (type `help` at the prompt). "
+        "Given a PVH image or bundled guest name instead, record it until it ends or Ctrl-C, "
+        "then debug that recording from its end.",
+    )
+    dbg.add_argument("target", metavar="FILE.rvr|IMAGE", help="a recording, or an image to record first")
+    dbg.add_argument(
+        "-x", dest="scripts", action="append", default=[], metavar="SCRIPT", help="run debugger commands from SCRIPT"
+    )
+    dbg.add_argument("--batch", action="store_true", help="exit after the -x scripts (status 1 if a command failed)")
+    dbg.add_argument(
+        "--checkpoint-memory",
+        type=_positive_int,
+        default=256,
+        metavar="MiB",
+        help="memory for reverse-execution checkpoints (default 256)",
+    )
+    dbg.add_argument("-o", "--output", metavar="FILE.rvr", help="when recording IMAGE: keep the recording here")
+    _machine_options(dbg)
+    dbg.set_defaults(func=cmd_debug)
     return p
 
 

@@ -115,6 +115,10 @@ class Host:
         """Input arrives in host time (a pipe or terminal): worth waiting for."""
         return self.serial.interactive
 
+    def entropy(self, icount: int, n: int) -> bytes:
+        """Random bytes for virtio-rng (asked inside the guest's notify, at ``icount``)."""
+        return os.urandom(n)
+
     def next_input_icount(self) -> int | None:
         """The icount of the next input already known to arrive (replay only)."""
         return None

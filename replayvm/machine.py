@@ -46,6 +46,15 @@ from replayvm.engine.memory import GuestRam
 from replayvm.engine.vcpu import Vcpu
 from replayvm.errors import ConfigError, GuestError
 from replayvm.host import Host
+from replayvm.virtio.blk import VirtioBlk
+from replayvm.virtio.board import attach, cmdline_fragment, occupied_slots, state_devices
+from replayvm.virtio.console import VirtioConsole
+from replayvm.virtio.device import VirtioBackend
+from replayvm.virtio.mmio import VirtioMmioTransport
+from replayvm.virtio.net import VirtioNet
+from replayvm.virtio.responder import Responder
+from replayvm.virtio.rng import VirtioRng
+from replayvm.virtio.wire import VirtualWire
 
 MIN_MEMORY_MIB = 4
 MAX_MEMORY_MIB = 3072  # below the MMIO hole at 0xC0000000
@@ -54,6 +63,7 @@ MAX_SLICE = 2_000_000  # instructions; per-slice cost is ~20 µs, so this is noi
 INPUT_POLL_SLICE = 200_000  # while host input may still arrive
 
 COM1_BASE, COM1_IRQ = 0x3F8, 4
+VIRTIO_KINDS = ("blk", "net", "console", "rng")
 PIT_IRQ, KBD_IRQ, RTC_IRQ, AUX_IRQ = 0, 1, 8, 12
 STATUS_MAX_INSNS = 124  # like timeout(1)
 TIMER_PORTS = frozenset({0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71})
@@ -64,8 +74,15 @@ class MachineConfig:
     memory_mib: int = 64
     cmdline: str = ""
     initrd: bytes | None = field(default=None, repr=False)  # Linux initial ramdisk (bzImage boot only)
+    virtio: tuple[str, ...] = ()  # virtio-mmio devices, in slot order: blk, net, console, rng
+    disk: bytes | None = field(default=None, repr=False)  # virtio-blk base image (writes go to an overlay)
 
     def validate(self) -> None:
+        unknown = [kind for kind in self.virtio if kind not in VIRTIO_KINDS]
+        if unknown or len(set(self.virtio)) != len(self.virtio):
+            raise ConfigError(f"virtio devices must be distinct ones of {', '.join(VIRTIO_KINDS)}, not {self.virtio}")
+        if "blk" in self.virtio and self.disk is None:
+            raise ConfigError("a virtio-blk device needs a disk image (--disk FILE)")
         if not MIN_MEMORY_MIB <= self.memory_mib <= MAX_MEMORY_MIB:
             raise ConfigError(
                 f"--memory must be between {MIN_MEMORY_MIB} and {MAX_MEMORY_MIB} MiB, not {self.memory_mib}"
@@ -117,11 +134,13 @@ class Machine:
         serial_out: Callable[[bytes], None] | None = None,
         image_name: str = "image",
         max_slice: int = MAX_SLICE,
+        console_out: Callable[[bytes], None] | None = None,
     ) -> None:
         config.validate()
         self.config = config
         self.host = host or Host()
         self._serial_out = serial_out or (lambda data: None)
+        self._console_out = console_out or self._serial_out  # virtio-console output
         self.ram = GuestRam(config.memory_mib << 20)
         self.bus = PortBus()
         self.vcpu = Vcpu(self.ram, pio_read=self._pio_read, pio_write=self._pio_write)
@@ -138,6 +157,7 @@ class Machine:
         self.max_slice = max_slice
         self.result: RunResult | None = None
         self._build_devices()
+        self._build_virtio()
         self._boot(image, image_name)
 
     # -- wiring ---------------------------------------------------------------------
@@ -175,6 +195,8 @@ class Machine:
             "rtc": self.rtc,
             "uart": self.uart,
             "i8042": self.i8042,
+            **state_devices(self.virtio_transports),
+            **({"net-wire": self.net_wire} if self.net_wire is not None else {}),
         }
 
     def save_state(self) -> dict[str, object]:
@@ -223,12 +245,57 @@ class Machine:
             h.update(self.ram.digest())
         return h.digest()
 
+    def _build_virtio(self) -> None:
+        """Paravirtual devices in the virtio-mmio slots (DESIGN.md §2), announced
+        on the command line as Linux and Firecracker expect. Their host input
+        (console bytes, entropy) goes through the Host like everything else."""
+        self.virtio_console: VirtioConsole | None = None
+        self.virtio_transports: list[VirtioMmioTransport] = []
+        self.net_wire: VirtualWire | None = None
+        self.virtio_blk: VirtioBlk | None = None
+        backends: list[VirtioBackend] = []
+        for kind in self.config.virtio:
+            if kind == "blk":
+                assert self.config.disk is not None
+                self.virtio_blk = VirtioBlk(self.config.disk)
+                backends.append(self.virtio_blk)
+            elif kind == "net":
+                wire = VirtualWire(Responder(), self.vcpu)
+                net = VirtioNet(wire)
+                wire.connect(net)
+                backends.append(net)
+                self.timed_devices = (*self.timed_devices, wire)
+                self.net_wire = wire
+            elif kind == "console":
+                self.virtio_console = VirtioConsole(self._console_output)
+                backends.append(self.virtio_console)
+            elif kind == "rng":
+                backends.append(VirtioRng(self._entropy))
+        if backends:
+            self.virtio_transports = attach(self.vcpu.map_mmio, self.pic.irq_line, self.ram, backends)
+
+    def virtio_cmdline(self) -> str:
+        """The kernel command line with the virtio-mmio slots announced."""
+        if not self.virtio_transports:
+            return self.config.cmdline
+        fragment = cmdline_fragment(occupied_slots(len(self.virtio_transports)))
+        return f"{self.config.cmdline} {fragment}".strip()
+
+    def _console_output(self, data: bytes) -> None:
+        self._flush_output()  # keep the UART's and the console's bytes in the guest's order
+        self.serial_out_crc = zlib.crc32(data, self.serial_out_crc)
+        self.serial_out_bytes += len(data)
+        self._console_out(data)
+
+    def _entropy(self, n: int) -> bytes:
+        return self.host.entropy(self.vcpu.current_icount(), n)
+
     def _boot(self, image: bytes, image_name: str) -> None:
         """Boot by what the image is, never by its name: a Linux bzImage (``HdrS``
         at 0x202) through the 64-bit boot protocol, else a PVH ELF."""
         config = self.config
         if is_bzimage(image):
-            lm = plan_bzimage_boot(image, self.ram.size, config.cmdline, config.initrd, image_name)
+            lm = plan_bzimage_boot(image, self.ram.size, self.virtio_cmdline(), config.initrd, image_name)
             for paddr, data in lm.writes:
                 self.ram.write(paddr, data)
             self.vcpu.enter_long_mode(
@@ -244,7 +311,7 @@ class Machine:
             raise ConfigError(f"{image_name} is not an ELF (PVH) kernel nor a Linux bzImage (no 'HdrS' header)")
         if config.initrd is not None:
             raise ConfigError(f"{image_name}: --initrd needs a Linux bzImage; PVH guests take no initrd")
-        plan = plan_pvh_boot(image, self.ram.size, config.cmdline, image_name)
+        plan = plan_pvh_boot(image, self.ram.size, self.virtio_cmdline(), image_name)
         for paddr, data in plan.writes:
             self.ram.write(paddr, data)
         self.vcpu.enter_protected_mode_flat(plan.entry, {UC_X86_REG_EBX: plan.start_info})
@@ -271,7 +338,7 @@ class Machine:
         if level and not self._intr_level:
             self.vcpu.kick()
         self._intr_level = level
-        if COM1_BASE <= port < COM1_BASE + 8 and self.host.serial_more() and self.uart.can_receive():
+        if COM1_BASE <= port < COM1_BASE + 8 and self.host.serial_more() and self._input_can_receive():
             self.vcpu.kick()
 
     def _on_debug_exit(self, status: int) -> None:
@@ -310,16 +377,26 @@ class Machine:
         deadlines = [d for d in (dev.next_deadline() for dev in self.timed_devices) if d is not None]
         return min(deadlines) if deadlines else None
 
+    def _input_can_receive(self) -> bool:
+        """Room for host input in the console device: the virtio console when
+        the machine has one (the stdin/stdout alternative to the UART), else COM1."""
+        if self.virtio_console is not None:
+            return self.virtio_console.can_receive()
+        return self.uart.can_receive()
+
     def _feed_serial(self, timeout: float | None = 0.0) -> bool:
-        """Give the UART the host bytes it has room for (QEMU's chardev rule);
-        True if any byte was delivered."""
-        uart, host = self.uart, self.host
+        """Give the console device the host bytes it has room for (QEMU's
+        chardev rule); True if any byte was delivered."""
+        host, console = self.host, self.virtio_console
         fed = False
-        while uart.can_receive() and host.serial_more():
+        while self._input_can_receive() and host.serial_more():
             data = host.serial_input(self.vcpu.icount, 1, timeout)
             if not data:
                 break
-            uart.receive(data[0])
+            if console is not None:
+                console.receive(data)
+            else:
+                self.uart.receive(data[0])
             self.serial_in_crc = zlib.crc32(data, self.serial_in_crc)
             fed = True
             timeout = 0.0
@@ -421,7 +498,7 @@ class Machine:
         deadline = self._next_deadline()
         if self.pic.has_interrupt():
             return
-        if host.serial_more() and self.uart.can_receive():
+        if host.serial_more() and self._input_can_receive():
             # This icount's one input opportunity: a live terminal may take real
             # time (at most until the next timer); a replay looks at the log.
             wait = 0.0

@@ -18,9 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from replayvm.host import Host, monotonic
-from replayvm.log import End, Event, RecordingWriter, SerialInput, Sync, WallClock
+from replayvm.log import End, Entropy, Event, RecordingWriter, SerialInput, Sync, WallClock
 from replayvm.machine import Machine, MachineConfig, RunResult
-from replayvm.session.recording import KERNEL_BLOB, SERIAL_DEVICE, SYNC_INTERVAL, RecordedSession
+from replayvm.session.recording import (
+    DISK_BLOB,
+    INITRD_BLOB,
+    KERNEL_BLOB,
+    SERIAL_DEVICE,
+    SYNC_INTERVAL,
+    RecordedSession,
+)
 
 FLUSH_SECONDS = 1.0
 
@@ -37,6 +44,11 @@ class RecordingHost(Host):
         value = self._live.wall_clock_ns()
         self._log(WallClock(0, value))
         return value
+
+    def entropy(self, icount: int, n: int) -> bytes:
+        data = self._live.entropy(icount, n)
+        self._log(Entropy(icount, data))
+        return data
 
     def serial_input(self, icount: int, max_bytes: int, timeout: float | None = 0.0) -> bytes:
         data = self._live.serial_input(icount, max_bytes, timeout)
@@ -65,7 +77,9 @@ class Recorder:
         config.validate()
         self.session = RecordedSession(config, image_name, sync_interval)
         self.on_finish = on_finish  # ancillary frames (tag -> payload) written before END
-        self.writer = RecordingWriter(path, self.session.to_config(), [(KERNEL_BLOB, image)], fsync=fsync)
+        blobs = [(KERNEL_BLOB, image)] + ([(INITRD_BLOB, config.initrd)] if config.initrd is not None else [])
+        blobs += [(DISK_BLOB, config.disk)] if config.disk is not None else []
+        self.writer = RecordingWriter(path, self.session.to_config(), blobs, fsync=fsync)
         self._last_flush = monotonic()
         self._last_sync = -1
         self.host = RecordingHost(host or Host(), self.writer.append)

@@ -6,7 +6,7 @@ here, with a one-line :class:`TraceFormatError`, before a machine is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from replayvm.engine.cpuid import CpuidModel
@@ -15,6 +15,8 @@ from replayvm.machine import MachineConfig
 
 PLATFORM = "rv-pc"
 KERNEL_BLOB = "kernel"
+INITRD_BLOB = "initrd"
+DISK_BLOB = "disk0"
 SERIAL_DEVICE = 0x3F8  # the device id of COM1 in SerialInput events
 SYNC_INTERVAL = 1 << 21  # instructions between periodic SYNC records
 
@@ -32,6 +34,9 @@ class RecordedSession:
             "engine": "count",
             "memory_mib": self.machine.memory_mib,
             "cmdline": self.machine.cmdline,
+            "initrd": self.machine.initrd is not None,  # the bytes are the "initrd" blob
+            "virtio": list(self.machine.virtio),
+            "disk": self.machine.disk is not None,  # the bytes are the "disk0" blob
             "image": self.image_name,
             "sync_interval": self.sync_interval,
         }
@@ -51,6 +56,13 @@ class RecordedSession:
         if cpuid != CpuidModel.name:
             raise TraceFormatError(f"recorded with CPU model {cpuid!r}; this ReplayVM provides {CpuidModel.name!r}")
         machine = MachineConfig(field("memory_mib", int), field("cmdline", str))
+        if "initrd" in config and field("initrd", bool):
+            machine = replace(machine, initrd=b"")  # the replayer puts the blob's bytes here
+        if "virtio" in config:
+            kinds = field("virtio", list)
+            if not all(isinstance(k, str) for k in kinds) or len(kinds) > 6:
+                raise TraceFormatError("header field 'virtio' must list device kinds")
+            machine = replace(machine, virtio=tuple(kinds), disk=b"" if field("disk", bool) else None)
         try:
             machine.validate()
         except ConfigError as e:

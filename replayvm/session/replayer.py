@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from replayvm.errors import DivergenceError, ReplayVMError, TraceFormatError
 from replayvm.host import Host, SerialSource
-from replayvm.log import End, Event, RecordingReader, SerialInput, Sync, WallClock, kind_name
+from replayvm.log import End, Entropy, Event, RecordingReader, SerialInput, Sync, WallClock, kind_name
 from replayvm.machine import Machine, RunResult
 from replayvm.session.recorder import end_record
-from replayvm.session.recording import KERNEL_BLOB, SERIAL_DEVICE, RecordedSession
+from replayvm.session.recording import DISK_BLOB, INITRD_BLOB, KERNEL_BLOB, SERIAL_DEVICE, RecordedSession
 from replayvm.session.snapshot import RAM_BLOB, SNAPSHOT_BLOB, decode_snapshot, load_ram
 
 HISTORY = 8  # events named in a divergence report
@@ -47,6 +47,8 @@ class ReplayHost(Host):
             raise TraceFormatError(f"expected one wall-clock record, found {len(clocks)}")
         self._wall = clocks[0].unix_ns
         self._inputs: list[SerialInput] = [e for e in events if isinstance(e, SerialInput)]
+        self._entropy: list[Entropy] = [e for e in events if isinstance(e, Entropy)]
+        self._next_entropy = 0
         self._next = 0  # index of the next input to deliver
         for e in self._inputs:
             if e.device != SERIAL_DEVICE:
@@ -77,6 +79,19 @@ class ReplayHost(Host):
         data, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
         return data
 
+    def entropy(self, icount: int, n: int) -> bytes:
+        if self._next_entropy >= len(self._entropy):
+            raise DivergenceError(f"replay diverged: the guest asked for entropy at icount {icount}, none was logged")
+        event = self._entropy[self._next_entropy]
+        if event.icount != icount or len(event.data) != n:
+            raise DivergenceError(
+                f"replay diverged: entropy asked at icount {icount} for {n} bytes; "
+                f"the log has {len(event.data)} bytes at icount {event.icount}"
+            )
+        self._next_entropy += 1
+        self._history.append(event)
+        return event.data
+
     def serial_more(self) -> bool:
         # The recorded host may have kept the line open after its last byte (the
         # guest idled, waiting): input counts as possible up to the recording's end.
@@ -88,11 +103,12 @@ class ReplayHost(Host):
         return self._inputs[self._next].icount
 
     def save_state(self) -> dict[str, object]:
-        return {"next": self._next, "pending": self._pending}
+        return {"next": self._next, "pending": self._pending, "next_entropy": self._next_entropy}
 
     def load_state(self, state: dict[str, object]) -> None:
         self._next = int(state["next"])  # type: ignore[call-overload]
         self._pending = bytes(state["pending"])  # type: ignore[call-overload]
+        self._next_entropy = int(state["next_entropy"])  # type: ignore[call-overload]
 
 
 @dataclass(slots=True)
@@ -117,6 +133,15 @@ class Replayer:
         if KERNEL_BLOB not in self.reader.blobs:
             raise TraceFormatError("the recording holds no kernel image")
         image = self.reader.blob(KERNEL_BLOB)
+        if self.session.machine.initrd is not None:
+            if INITRD_BLOB not in self.reader.blobs:
+                raise TraceFormatError("the header says the machine had an initrd, but the recording holds none")
+            machine = replace(self.session.machine, initrd=self.reader.blob(INITRD_BLOB))
+            self.session = replace(self.session, machine=machine)
+        if self.session.machine.disk is not None:
+            if DISK_BLOB not in self.reader.blobs:
+                raise TraceFormatError("the header says the machine had a disk, but the recording holds none")
+            self.session = replace(self.session, machine=replace(self.session.machine, disk=self.reader.blob(DISK_BLOB)))
         events = list(self.reader.events())
         if not events and not self.reader.complete:
             raise TraceFormatError("the recording is incomplete and holds no complete event chunk: nothing to replay")
