@@ -107,12 +107,12 @@ def _after_run(args: argparse.Namespace, machine) -> None:  # type: ignore[no-un
 
     for line in warnings(machine.virtio_transports):
         print(f"replayvm: warning: {line}", file=sys.stderr)
-    if getattr(args, "disk_writable", False) and args.disk and machine.virtio_blk is not None:
-        if machine.virtio_blk.overlay:
-            try:
-                Path(args.disk).write_bytes(machine.virtio_blk.disk_bytes())
-            except OSError as e:
-                raise ConfigError(f"cannot write back --disk {args.disk}: {e.strerror}") from None
+    blk = machine.virtio_blk
+    if getattr(args, "disk_writable", False) and args.disk and blk is not None and blk.overlay:
+        try:
+            Path(args.disk).write_bytes(blk.disk_bytes())
+        except OSError as e:
+            raise ConfigError(f"cannot write back --disk {args.disk}: {e.strerror}") from None
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -302,6 +302,32 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    from replayvm.session.exitstats import recording_stats
+
+    stats = recording_stats(_recording_path(args.recording))
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    print(f"{args.recording}: {stats['instructions']} instructions")
+    spans = [("whole run", stats["total"])] + [(f"phase {p['phase']} @{p['icount'][0]}", p) for p in stats["phases"]]
+    for title, span in spans:
+        print(f"\n{title}: {span['exits']} VM exits, {span['interrupts']} interrupts injected")
+        print("  by reason:  " + ", ".join(f"{k} {v}" for k, v in span["by_reason"].items() if v))
+        print("  by device:  " + ", ".join(f"{k} {v}" for k, v in span["by_device"].items() if v))
+        uart = span["uart"]
+        if uart["bytes"]:
+            print(f"  uart:       {uart['exits']} exits for {uart['bytes']} bytes = {uart['exits_per_kib']} exits/KiB")
+        for name, dev in span["virtio"].items():
+            moved = dev["bytes_in"] + dev["bytes_out"]
+            if moved or dev["mmio_exits"]:
+                print(
+                    f"  {name}: {dev['mmio_exits']} MMIO exits for {moved} bytes = {dev['exits_per_kib']} exits/KiB; "
+                    f"{dev['notifications']} notifications, {dev['interrupts']} interrupts, {dev['requests']} requests"
+                )
+    return 0
+
+
 def cmd_trim(args: argparse.Namespace) -> int:
     from replayvm.session.trim import trim
 
@@ -451,7 +477,9 @@ def _machine_options(p: argparse.ArgumentParser) -> None:
         help="virtio-mmio devices, e.g. blk,net,console,rng (net: a built-in gateway 10.0.2.2 answering ARP and "
         "ping; console: takes stdin/stdout instead of the UART)",
     )
-    p.add_argument("--disk", default=None, metavar="FILE", help="raw disk image for virtio-blk (embedded in recordings)")
+    p.add_argument(
+        "--disk", default=None, metavar="FILE", help="raw disk image for virtio-blk (embedded in recordings)"
+    )
     p.add_argument(
         "--disk-writable",
         action="store_true",
@@ -510,6 +538,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("recording", metavar="FILE.rvr")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=cmd_info)
+
+    stats = sub.add_parser(
+        "stats",
+        help="where a recording's VM exits went",
+        description="Replay a recording and count its VM exits by reason, device and phase (POST codes on port 0x80).",
+    )
+    stats.add_argument("recording", metavar="FILE.rvr")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.set_defaults(func=cmd_stats)
 
     trim = sub.add_parser(
         "trim",

@@ -39,6 +39,7 @@ from replayvm.devices.i8042 import I8042
 from replayvm.devices.pci_stub import PciConfigStub
 from replayvm.devices.pic8259 import Pic8259Pair
 from replayvm.devices.pit8254 import Pit8254, SystemControlPortB
+from replayvm.devices.post import PostCodePort
 from replayvm.devices.rtc_cmos import CmosRtc
 from replayvm.devices.uart16550 import Uart16550
 from replayvm.engine.exits import ExitReason
@@ -47,7 +48,7 @@ from replayvm.engine.vcpu import Vcpu
 from replayvm.errors import ConfigError, GuestError
 from replayvm.host import Host
 from replayvm.virtio.blk import VirtioBlk
-from replayvm.virtio.board import attach, cmdline_fragment, occupied_slots, state_devices
+from replayvm.virtio.board import attach, cmdline_fragment, device_stats, occupied_slots, state_devices
 from replayvm.virtio.console import VirtioConsole
 from replayvm.virtio.device import VirtioBackend
 from replayvm.virtio.mmio import VirtioMmioTransport
@@ -172,6 +173,8 @@ class Machine:
         self.i8042 = I8042(self._on_reset, self.pic.irq_line(KBD_IRQ), self.pic.irq_line(AUX_IRQ))
         self.debug_exit = DebugExit(self._on_debug_exit)
         self.pci = PciConfigStub()
+        self.post = PostCodePort(self._on_post_code)
+        self.phases: list[tuple[int, int, dict[str, object]]] = []  # (code, icount, counters at its start)
         bus = self.bus
         bus.register(0x20, 2, self.pic.master)
         bus.register(0xA0, 2, self.pic.slave)
@@ -183,6 +186,7 @@ class Machine:
         bus.register(0xF4, 1, self.debug_exit)
         bus.register(COM1_BASE, 8, self.uart)
         bus.register(0xCF8, 8, self.pci)
+        bus.register(0x80, 1, self.post)
         self.timed_devices: tuple[Device, ...] = (self.pit, self.rtc)
 
     def devices(self) -> dict[str, Device]:
@@ -195,6 +199,7 @@ class Machine:
             "rtc": self.rtc,
             "uart": self.uart,
             "i8042": self.i8042,
+            "post": self.post,
             **state_devices(self.virtio_transports),
             **({"net-wire": self.net_wire} if self.net_wire is not None else {}),
         }
@@ -280,6 +285,22 @@ class Machine:
             return self.config.cmdline
         fragment = cmdline_fragment(occupied_slots(len(self.virtio_transports)))
         return f"{self.config.cmdline} {fragment}".strip()
+
+    def counters(self) -> dict[str, object]:
+        """Exit and transfer counters (statistics, not guest state)."""
+        stats = self.vcpu.stats
+        return {
+            "by_reason": dict(stats.by_reason),
+            "io_ports": dict(stats.io_ports),
+            "mmio_pages": dict(stats.mmio_pages),
+            "interrupts": sum(stats.interrupts.values()),
+            "uart_tx": self.uart.bytes_tx,
+            "uart_rx": self.uart.bytes_rx,
+            "virtio": device_stats(self.virtio_transports),
+        }
+
+    def _on_post_code(self, code: int) -> None:
+        self.phases.append((code, self.vcpu.current_icount(), self.counters()))
 
     def _console_output(self, data: bytes) -> None:
         self._flush_output()  # keep the UART's and the console's bytes in the guest's order

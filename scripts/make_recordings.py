@@ -50,6 +50,13 @@ RECORDINGS: dict[str, tuple[str, list[str], str]] = {
         ),
     ),
     "demo": ("demo", [], "The first-run tour: timer ticks in HLT, RTC, a page fault, a CRC."),
+    "blk": ("blk", [], "virtio-blk: sectors written, read back and flushed; the disk image is embedded in the file."),
+    "net": (
+        "net",
+        [],
+        "virtio-net: ARP and three pings answered by the built-in gateway 10.0.2.2, completions by interrupt.",
+    ),
+    "rng": ("rng", [], "virtio-rng: host entropy is a logged input, so the guest sees the same bytes on replay."),
     "crc-long": (
         "crc",
         ["--cmdline", "work=1"],

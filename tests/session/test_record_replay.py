@@ -164,3 +164,21 @@ def test_virtio_guest_records_and_replays_bit_exactly(tmp_path: Path, name: str)
         assert counts.get("entropy", 0) >= 1  # host entropy is a logged input
     if name == "blk":
         assert "disk0" in blobs  # the disk travels with the recording
+
+
+def test_stats_shows_paravirtual_io_exits_far_less_per_kib(tmp_path: Path) -> None:
+    import json
+
+    rec = tmp_path / "uvv.rvr"
+    recorded = subprocess.run([*EXE, "record", "uart-vs-virtio", "-o", str(rec), "-q"], stdin=subprocess.DEVNULL,
+                              capture_output=True, check=False, timeout=120)
+    assert recorded.returncode == catalog.expected_status("uart-vs-virtio")
+    proc = subprocess.run([*EXE, "stats", str(rec), "--json"], capture_output=True, check=True, timeout=120)
+    stats = json.loads(proc.stdout)
+    phases = {p["phase"]: p for p in stats["phases"]}
+    uart = phases["post 0x01"]["uart"]
+    console = phases["post 0x02"]["virtio"]["virtio-console@0xd0000000"]
+    assert uart["bytes"] >= 4096 and console["bytes_in"] + console["bytes_out"] == 4096
+    assert uart["exits_per_kib"] >= 100 * console["exits_per_kib"]
+    text = subprocess.run([*EXE, "stats", str(rec)], capture_output=True, check=True, timeout=120).stdout.decode()
+    assert "exits/KiB" in text and "phase post 0x02" in text
