@@ -15,7 +15,16 @@ from pathlib import Path
 
 from replayvm import __version__
 from replayvm.errors import ConfigError, ReplayVMError
-from replayvm.host import BytesSource, Host, SerialSource, StreamSource, TerminalSource, monotonic
+from replayvm.host import (
+    BytesSource,
+    Host,
+    SerialSource,
+    StreamSource,
+    TerminalSource,
+    UdpTunnel,
+    monotonic,
+    parse_udp_tunnel,
+)
 
 
 def _positive_int(text: str) -> int:
@@ -87,8 +96,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     image, name, default_cmdline = resolve_image(args.image)
     cmdline = args.cmdline if args.cmdline is not None else (default_cmdline or "")
-    host = Host(_serial_source(args.input))
-    machine = Machine(_machine_config(args, cmdline), image, host=host, serial_out=_write_stdout, image_name=name)
+    host = _host(args, _serial_source(args.input))
+    machine = Machine(
+        _machine_config(args, cmdline),
+        image,
+        host=host,
+        serial_out=_write_stdout,
+        image_name=name,
+        net_capture=_pcap_writer(args),
+    )
     t0 = monotonic()
     result = machine.run(max_insns=args.max_insns)
     seconds = monotonic() - t0
@@ -128,7 +144,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     on_finish, capture = None, None
     if expectations or args.note:
         on_finish, capture = _bug_report(image, args.note or "", expectations)
-    host = Host(_serial_source(args.input, terminal=True))
+    host = _host(args, _serial_source(args.input, terminal=True))
 
     def serial_out(data: bytes) -> None:
         if capture is not None:
@@ -144,6 +160,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             serial_out=serial_out,
             image_name=name,
             on_finish=on_finish,
+            net_capture=_pcap_writer(args),
             **({"sync_interval": args.sync_interval} if args.sync_interval else {}),
         )
     except OSError as e:
@@ -425,7 +442,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
         image,
         name,
         _machine_config(args, cmdline),
-        Host(source),
+        _host(args, source),
         options,
         output=args.output,
         max_insns=args.max_insns,
@@ -452,7 +469,43 @@ def _machine_config(args: argparse.Namespace, cmdline: str):  # type: ignore[no-
         virtio = guest.virtio if guest is not None else (("blk",) if disk is not None else ())
     if "blk" in virtio and disk is None and guest is not None:
         disk = bytes(catalog.VIRTIO_DISK_BYTES)  # the bundled guests' scratch disk
-    return MachineConfig(args.memory, cmdline, initrd, virtio=virtio, disk=disk)
+    net = "host" if (getattr(args, "net", None) or "user").startswith("udp:") else "user"
+    return MachineConfig(args.memory, cmdline, initrd, virtio=virtio, disk=disk, net=net)
+
+
+def _host(args: argparse.Namespace, source: SerialSource) -> Host:
+    """The live host: serial input, and the UDP tunnel of ``--net udp:...``."""
+    tunnel = None
+    net = getattr(args, "net", None) or "user"
+    if net.startswith("udp:"):
+        try:
+            local, remote = parse_udp_tunnel(net[4:])
+            tunnel = UdpTunnel(local, remote)
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"--net {net}: {e}") from None
+    elif net != "user":
+        raise ConfigError(f"--net {net}: expected user or udp:LOCALPORT:REMOTEHOST:REMOTEPORT")
+    return Host(source, tunnel=tunnel)
+
+
+def _pcap_writer(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """``--net-pcap FILE``: every frame the guest sends or receives, stamped with virtual time."""
+    from replayvm.virtio.pcap import pcap_header, pcap_record
+
+    path = getattr(args, "net_pcap", None)
+    if path is None:
+        return None
+    try:
+        out = open(path, "wb")  # noqa: SIM115 - written until the process ends
+        out.write(pcap_header())
+    except OSError as e:
+        raise ConfigError(f"cannot write --net-pcap {path}: {e.strerror}") from None
+
+    def capture(frame: bytes, time_ns: int) -> None:
+        out.write(pcap_record(frame, time_ns))
+        out.flush()
+
+    return capture
 
 
 def _read_option_file(args: argparse.Namespace, name: str) -> bytes | None:
@@ -480,6 +533,14 @@ def _machine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--disk", default=None, metavar="FILE", help="raw disk image for virtio-blk (embedded in recordings)"
     )
+    p.add_argument(
+        "--net",
+        default=None,
+        metavar="BACKEND",
+        help="virtio-net back-end: user (default: a built-in gateway 10.0.2.2 answering ARP and ping) or "
+        "udp:LOCALPORT:REMOTEHOST:REMOTEPORT (one Ethernet frame per datagram, like QEMU -netdev dgram)",
+    )
+    p.add_argument("--net-pcap", default=None, metavar="FILE", help="write the guest's network traffic as pcap")
     p.add_argument(
         "--disk-writable",
         action="store_true",

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import select
+import socket
 import time
+from collections import deque
 from typing import BinaryIO
 
 
@@ -91,11 +93,65 @@ class TerminalSource(StreamSource):
         self._termios.tcsetattr(self._fd, self._termios.TCSADRAIN, self._saved)
 
 
+class UdpTunnel:
+    """A network back-end interoperable with QEMU's ``-netdev dgram``: each
+    Ethernet frame is one UDP datagram between a local and a remote address."""
+
+    MAX_FRAME = 65535
+    MAX_PENDING = 1024  # frames queued for the guest; a flood beyond it is dropped
+
+    def __init__(self, local: tuple[str, int], remote: tuple[str, int]) -> None:
+        self.remote = remote
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(local)
+        self.sock.setblocking(False)
+        self.pending: deque[bytes] = deque()
+        self.sent = self.received = self.dropped = 0
+
+    def send(self, frame: bytes) -> None:
+        try:
+            self.sock.sendto(frame, self.remote)
+            self.sent += 1
+        except OSError:  # no peer yet, a full buffer: a lost frame, as on a real wire
+            self.dropped += 1
+
+    def poll(self, timeout: float | None = 0.0) -> None:
+        if timeout and not self.pending:
+            select.select([self.sock], [], [], timeout)
+        while len(self.pending) < self.MAX_PENDING:
+            try:
+                frame = self.sock.recv(self.MAX_FRAME)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self.received += 1
+            self.pending.append(frame)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def parse_udp_tunnel(spec: str) -> tuple[tuple[str, int], tuple[str, int]]:
+    """``LOCALPORT:REMOTEHOST:REMOTEPORT`` (local address 127.0.0.1)."""
+    try:
+        local, rhost, rport = spec.split(":")
+        return ("127.0.0.1", int(local)), (rhost, int(rport))
+    except ValueError:
+        raise ValueError(f"--net udp:{spec}: expected udp:LOCALPORT:REMOTEHOST:REMOTEPORT") from None
+
+
 class Host:
     """Live host: real wall clock, real input."""
 
-    def __init__(self, serial: SerialSource | None = None, wall_clock_ns: int | None = None) -> None:
+    def __init__(
+        self,
+        serial: SerialSource | None = None,
+        wall_clock_ns: int | None = None,
+        tunnel: UdpTunnel | None = None,
+    ) -> None:
         self.serial = serial or SerialSource()
+        self.tunnel = tunnel
         self._wall_clock_ns = wall_clock_ns  # fixed base, like QEMU's -rtc base=
 
     def wall_clock_ns(self) -> int:
@@ -115,6 +171,26 @@ class Host:
         """Input arrives in host time (a pipe or terminal): worth waiting for."""
         return self.serial.interactive
 
+    # -- network (virtio-net with a host back-end) ---------------------------------
+    def net_transmit(self, icount: int, frame: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.send(frame)
+
+    def net_peek(self, icount: int, timeout: float | None = 0.0) -> bytes | None:
+        """The next received frame, left queued until :meth:`net_consume`."""
+        if self.tunnel is None:
+            return None
+        self.tunnel.poll(timeout)
+        return self.tunnel.pending[0] if self.tunnel.pending else None
+
+    def net_consume(self, icount: int) -> None:
+        """The frame :meth:`net_peek` returned reached the guest at ``icount``."""
+        assert self.tunnel is not None
+        self.tunnel.pending.popleft()
+
+    def net_more(self) -> bool:
+        return self.tunnel is not None
+
     def entropy(self, icount: int, n: int) -> bytes:
         """Random bytes for virtio-rng (asked inside the guest's notify, at ``icount``)."""
         return os.urandom(n)
@@ -125,6 +201,8 @@ class Host:
 
     def close(self) -> None:
         self.serial.close()
+        if self.tunnel is not None:
+            self.tunnel.close()
 
 
 def monotonic() -> float:

@@ -48,7 +48,14 @@ from replayvm.engine.vcpu import Vcpu
 from replayvm.errors import ConfigError, GuestError
 from replayvm.host import Host
 from replayvm.virtio.blk import VirtioBlk
-from replayvm.virtio.board import attach, cmdline_fragment, device_stats, occupied_slots, state_devices
+from replayvm.virtio.board import (
+    attach,
+    cmdline_fragment,
+    deliver_net_rx,
+    device_stats,
+    occupied_slots,
+    state_devices,
+)
 from replayvm.virtio.console import VirtioConsole
 from replayvm.virtio.device import VirtioBackend
 from replayvm.virtio.mmio import VirtioMmioTransport
@@ -76,6 +83,7 @@ class MachineConfig:
     cmdline: str = ""
     initrd: bytes | None = field(default=None, repr=False)  # Linux initial ramdisk (bzImage boot only)
     virtio: tuple[str, ...] = ()  # virtio-mmio devices, in slot order: blk, net, console, rng
+    net: str = "user"  # virtio-net back-end: "user" (built-in gateway 10.0.2.2) or "host" (the Host's tunnel)
     disk: bytes | None = field(default=None, repr=False)  # virtio-blk base image (writes go to an overlay)
 
     def validate(self) -> None:
@@ -113,6 +121,56 @@ def canonical_bytes(value: object) -> bytes:
     raise TypeError(f"device state holds a {type(value).__name__}: state must be plain data")
 
 
+class HostNet:
+    """virtio-net's back-end through the Host door: frames the guest sends go
+    out (live runs only), frames for it are host input, logged on delivery."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+
+    def transmit(self, frame: bytes) -> None:
+        self.machine.host.net_transmit(self.machine.vcpu.current_icount(), frame)
+
+    def peek_rx(self) -> bytes | None:
+        return self.machine.host.net_peek(self.machine.vcpu.icount)
+
+    def pop_rx(self) -> bytes:
+        frame = self.machine.host.net_peek(self.machine.vcpu.icount)
+        assert frame is not None
+        self.machine.host.net_consume(self.machine.vcpu.icount)
+        return frame
+
+
+class CapturingNet(VirtioNet):
+    """virtio-net that shows every frame to a capture (``--net-pcap``)."""
+
+    def __init__(self, backend: object, capture: Callable[[bytes], None]) -> None:
+        self._capture = capture
+        super().__init__(_CapturingBackend(backend, capture))  # type: ignore[arg-type]
+
+    def receive(self, frame: bytes) -> bool:
+        taken = super().receive(frame)
+        if taken:
+            self._capture(frame)
+        return taken
+
+
+class _CapturingBackend:
+    def __init__(self, inner: object, capture: Callable[[bytes], None]) -> None:
+        self.inner = inner
+        self._capture = capture
+
+    def transmit(self, frame: bytes) -> None:
+        self._capture(frame)
+        self.inner.transmit(frame)  # type: ignore[attr-defined]
+
+    def peek_rx(self) -> bytes | None:
+        return self.inner.peek_rx()  # type: ignore[attr-defined, no-any-return]
+
+    def pop_rx(self) -> bytes:
+        return self.inner.pop_rx()  # type: ignore[attr-defined, no-any-return]
+
+
 class RunObserver(Protocol):
     """What a recorder or replayer plugs into the run loop."""
 
@@ -136,12 +194,14 @@ class Machine:
         image_name: str = "image",
         max_slice: int = MAX_SLICE,
         console_out: Callable[[bytes], None] | None = None,
+        net_capture: Callable[[bytes, int], None] | None = None,
     ) -> None:
         config.validate()
         self.config = config
         self.host = host or Host()
         self._serial_out = serial_out or (lambda data: None)
         self._console_out = console_out or self._serial_out  # virtio-console output
+        self._net_capture = net_capture  # (frame, virtual ns) for --net-pcap
         self.ram = GuestRam(config.memory_mib << 20)
         self.bus = PortBus()
         self.vcpu = Vcpu(self.ram, pio_read=self._pio_read, pio_write=self._pio_write)
@@ -257,6 +317,7 @@ class Machine:
         self.virtio_console: VirtioConsole | None = None
         self.virtio_transports: list[VirtioMmioTransport] = []
         self.net_wire: VirtualWire | None = None
+        self.virtio_net: VirtioNet | None = None  # with the host back-end: fed at slice boundaries
         self.virtio_blk: VirtioBlk | None = None
         backends: list[VirtioBackend] = []
         for kind in self.config.virtio:
@@ -264,9 +325,12 @@ class Machine:
                 assert self.config.disk is not None
                 self.virtio_blk = VirtioBlk(self.config.disk)
                 backends.append(self.virtio_blk)
+            elif kind == "net" and self.config.net == "host":
+                self.virtio_net = CapturingNet(HostNet(self), self._capture)
+                backends.append(self.virtio_net)
             elif kind == "net":
                 wire = VirtualWire(Responder(), self.vcpu)
-                net = VirtioNet(wire)
+                net = CapturingNet(wire, self._capture)
                 wire.connect(net)
                 backends.append(net)
                 self.timed_devices = (*self.timed_devices, wire)
@@ -301,6 +365,19 @@ class Machine:
 
     def _on_post_code(self, code: int) -> None:
         self.phases.append((code, self.vcpu.current_icount(), self.counters()))
+
+    def _capture(self, frame: bytes) -> None:
+        if self._net_capture is not None:
+            self._net_capture(frame, self.vcpu.now())
+
+    def _feed_net(self, timeout: float | None = 0.0) -> bool:
+        """Frames from the host back-end that the guest has receive buffers for."""
+        net = self.virtio_net
+        if net is None or not self.host.net_more() or not net.can_receive():
+            return False
+        if timeout and self.host.net_peek(self.vcpu.icount, timeout) is None:
+            return False
+        return deliver_net_rx(net, net.backend) > 0  # type: ignore[arg-type]
 
     def _console_output(self, data: bytes) -> None:
         self._flush_output()  # keep the UART's and the console's bytes in the guest's order
@@ -456,7 +533,7 @@ class Machine:
                 now = vcpu.now()
                 fired = self._fire_due(now)
                 deadline = self._next_deadline()
-                if icount != self._idle_fed_at and self._feed_serial():
+                if icount != self._idle_fed_at and (self._feed_serial() | self._feed_net()):
                     fired = True
                 budget = self.max_slice
                 shadow_step = False
@@ -485,7 +562,7 @@ class Machine:
                 ):
                     if stop is not None and stop > icount:
                         budget = min(budget, stop - icount)
-                if host.serial_interactive and host.serial_more():
+                if (host.serial_interactive and host.serial_more()) or (self.virtio_net and host.tunnel):
                     budget = min(budget, INPUT_POLL_SLICE)
                 exit_reason = vcpu.run(budget)
                 # HLT and kicks (an I/O exit raised INTR or made room for input)
@@ -529,9 +606,14 @@ class Machine:
             self._feed_serial(timeout=wait)
             if self.pic.has_interrupt():
                 return
+        if self.virtio_net is not None and host.net_more() and self.virtio_net.can_receive():
+            wait = 0.0 if host.tunnel is None else (0.1 if deadline is None else min(0.1, (deadline - now) / 1e9))
+            self._idle_fed_at = vcpu.icount
+            if self._feed_net(timeout=wait) and self.pic.has_interrupt():
+                return
         if deadline is not None:
             vcpu.idle_ns += max(0, deadline - now)
-        elif not host.serial_more():
+        elif not host.serial_more() and not (self.virtio_net is not None and host.net_more()):
             self._finish(
                 "idle", 0, f"guest is idle with nothing left to wake it (icount {vcpu.icount}, RIP {vcpu.rip:#x})"
             )

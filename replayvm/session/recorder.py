@@ -18,12 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from replayvm.host import Host, monotonic
-from replayvm.log import End, Entropy, Event, RecordingWriter, SerialInput, Sync, WallClock
+from replayvm.log import End, Entropy, Event, NetRx, RecordingWriter, SerialInput, Sync, WallClock
 from replayvm.machine import Machine, MachineConfig, RunResult
 from replayvm.session.recording import (
     DISK_BLOB,
     INITRD_BLOB,
     KERNEL_BLOB,
+    NET_DEVICE,
     SERIAL_DEVICE,
     SYNC_INTERVAL,
     RecordedSession,
@@ -36,7 +37,7 @@ class RecordingHost(Host):
     """A live host whose every answer is logged."""
 
     def __init__(self, live: Host, log: Callable[[Event], None]) -> None:
-        super().__init__(live.serial)
+        super().__init__(live.serial, tunnel=live.tunnel)
         self._live = live
         self._log = log
 
@@ -49,6 +50,21 @@ class RecordingHost(Host):
         data = self._live.entropy(icount, n)
         self._log(Entropy(icount, data))
         return data
+
+    def net_transmit(self, icount: int, frame: bytes) -> None:
+        self._live.net_transmit(icount, frame)
+
+    def net_peek(self, icount: int, timeout: float | None = 0.0) -> bytes | None:
+        return self._live.net_peek(icount, timeout)
+
+    def net_consume(self, icount: int) -> None:
+        frame = self._live.net_peek(icount)
+        assert frame is not None
+        self._live.net_consume(icount)
+        self._log(NetRx(icount, NET_DEVICE, frame))
+
+    def net_more(self) -> bool:
+        return self._live.net_more()
 
     def serial_input(self, icount: int, max_bytes: int, timeout: float | None = 0.0) -> bytes:
         data = self._live.serial_input(icount, max_bytes, timeout)
@@ -73,6 +89,7 @@ class Recorder:
         sync_interval: int = SYNC_INTERVAL,
         fsync: bool = True,
         on_finish: Callable[[Machine, RunResult], dict[str, bytes]] | None = None,
+        net_capture: Callable[[bytes, int], None] | None = None,
     ) -> None:
         config.validate()
         self.session = RecordedSession(config, image_name, sync_interval)
@@ -84,7 +101,9 @@ class Recorder:
         self._last_sync = -1
         self.host = RecordingHost(host or Host(), self.writer.append)
         try:
-            self.machine = Machine(config, image, host=self.host, serial_out=serial_out, image_name=image_name)
+            self.machine = Machine(
+                config, image, host=self.host, serial_out=serial_out, image_name=image_name, net_capture=net_capture
+            )
         except BaseException:
             self.writer.flush()
             raise

@@ -18,6 +18,7 @@ KERNEL_BLOB = "kernel"
 INITRD_BLOB = "initrd"
 DISK_BLOB = "disk0"
 SERIAL_DEVICE = 0x3F8  # the device id of COM1 in SerialInput events
+NET_DEVICE = 1  # the device id of virtio-net #0 in NetRx events
 SYNC_INTERVAL = 1 << 21  # instructions between periodic SYNC records
 
 
@@ -36,6 +37,7 @@ class RecordedSession:
             "cmdline": self.machine.cmdline,
             "initrd": self.machine.initrd is not None,  # the bytes are the "initrd" blob
             "virtio": list(self.machine.virtio),
+            "net": self.machine.net,
             "disk": self.machine.disk is not None,  # the bytes are the "disk0" blob
             "image": self.image_name,
             "sync_interval": self.sync_interval,
@@ -63,6 +65,11 @@ class RecordedSession:
             if not all(isinstance(k, str) for k in kinds) or len(kinds) > 6:
                 raise TraceFormatError("header field 'virtio' must list device kinds")
             machine = replace(machine, virtio=tuple(kinds), disk=b"" if field("disk", bool) else None)
+        if "net" in config:
+            net = field("net", str)
+            if net not in ("user", "host"):
+                raise TraceFormatError(f"header field 'net' is {net[:20]!r}, not user or host")
+            machine = replace(machine, net=net)
         try:
             machine.validate()
         except ConfigError as e:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from replayvm.errors import DivergenceError, ReplayVMError, TraceFormatError
 from replayvm.host import Host, SerialSource
-from replayvm.log import End, Entropy, Event, RecordingReader, SerialInput, Sync, WallClock, kind_name
+from replayvm.log import End, Entropy, Event, NetRx, RecordingReader, SerialInput, Sync, WallClock, kind_name
 from replayvm.machine import Machine, RunResult
 from replayvm.session.recorder import end_record
 from replayvm.session.recording import DISK_BLOB, INITRD_BLOB, KERNEL_BLOB, SERIAL_DEVICE, RecordedSession
@@ -49,6 +49,8 @@ class ReplayHost(Host):
         self._inputs: list[SerialInput] = [e for e in events if isinstance(e, SerialInput)]
         self._entropy: list[Entropy] = [e for e in events if isinstance(e, Entropy)]
         self._next_entropy = 0
+        self._frames: list[NetRx] = [e for e in events if isinstance(e, NetRx)]
+        self._next_frame = 0
         self._next = 0  # index of the next input to deliver
         for e in self._inputs:
             if e.device != SERIAL_DEVICE:
@@ -79,6 +81,35 @@ class ReplayHost(Host):
         data, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
         return data
 
+    def net_transmit(self, icount: int, frame: bytes) -> None:
+        pass  # a replay never touches the network
+
+    def net_peek(self, icount: int, timeout: float | None = 0.0) -> bytes | None:
+        if self._next_frame >= len(self._frames):
+            return None
+        head = self._frames[self._next_frame]
+        if head.icount < icount:
+            raise DivergenceError(
+                f"replay diverged: a network frame logged at icount {head.icount} was not taken "
+                f"(the guest is at icount {icount} and had no receive buffer)"
+            )
+        return head.frame if head.icount == icount else None
+
+    def net_consume(self, icount: int) -> None:
+        self._history.append(self._frames[self._next_frame])
+        self._next_frame += 1
+
+    def net_more(self) -> bool:
+        return self._next_frame < len(self._frames) or self.icount() < self.horizon
+
+    def next_input_icount(self) -> int | None:
+        stops = []
+        if not self._pending and self._next < len(self._inputs):
+            stops.append(self._inputs[self._next].icount)
+        if self._next_frame < len(self._frames):
+            stops.append(self._frames[self._next_frame].icount)
+        return min(stops) if stops else None
+
     def entropy(self, icount: int, n: int) -> bytes:
         if self._next_entropy >= len(self._entropy):
             raise DivergenceError(f"replay diverged: the guest asked for entropy at icount {icount}, none was logged")
@@ -97,18 +128,19 @@ class ReplayHost(Host):
         # guest idled, waiting): input counts as possible up to the recording's end.
         return bool(self._pending) or self._next < len(self._inputs) or self.icount() < self.horizon
 
-    def next_input_icount(self) -> int | None:
-        if self._pending or self._next >= len(self._inputs):
-            return None
-        return self._inputs[self._next].icount
-
     def save_state(self) -> dict[str, object]:
-        return {"next": self._next, "pending": self._pending, "next_entropy": self._next_entropy}
+        return {
+            "next": self._next,
+            "pending": self._pending,
+            "next_entropy": self._next_entropy,
+            "next_frame": self._next_frame,
+        }
 
     def load_state(self, state: dict[str, object]) -> None:
         self._next = int(state["next"])  # type: ignore[call-overload]
         self._pending = bytes(state["pending"])  # type: ignore[call-overload]
         self._next_entropy = int(state["next_entropy"])  # type: ignore[call-overload]
+        self._next_frame = int(state["next_frame"])  # type: ignore[call-overload]
 
 
 @dataclass(slots=True)
@@ -141,7 +173,9 @@ class Replayer:
         if self.session.machine.disk is not None:
             if DISK_BLOB not in self.reader.blobs:
                 raise TraceFormatError("the header says the machine had a disk, but the recording holds none")
-            self.session = replace(self.session, machine=replace(self.session.machine, disk=self.reader.blob(DISK_BLOB)))
+            self.session = replace(
+                self.session, machine=replace(self.session.machine, disk=self.reader.blob(DISK_BLOB))
+            )
         events = list(self.reader.events())
         if not events and not self.reader.complete:
             raise TraceFormatError("the recording is incomplete and holds no complete event chunk: nothing to replay")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
-from replayvm.log import Entropy, RecordingWriter, SerialInput, Sync, WallClock
+from replayvm.log import Entropy, NetRx, RecordingWriter, SerialInput, Sync, WallClock
 from replayvm.session.checkpoints import changed_pages
 from replayvm.session.snapshot import RAM_BLOB, SNAPSHOT_BLOB, encode_ram, encode_snapshot
 from replayvm.session.timeline import DebuggerError, DebugSession
@@ -28,7 +28,7 @@ def trim(source: str | Path, start: int, output: str | Path) -> int:
         raise DebuggerError(f"icount {start} is not inside the recording (it ends at {reader.end.icount})")
     replay_state = session.replayer.save_state()
     replay_state["sync_next"] = 0
-    replay_state["host"] = dict(replay_state["host"], next=0, next_entropy=0)  # type: ignore[call-overload]
+    replay_state["host"] = dict(replay_state["host"], next=0, next_entropy=0, next_frame=0)  # type: ignore[call-overload]
     snapshot = encode_snapshot({"machine": session.machine.save_state(), "replay": replay_state})
     blobs = [(name, reader.blob(name)) for name in reader.blobs if name not in (SNAPSHOT_BLOB, RAM_BLOB)]
     ram = session.machine.ram
@@ -41,7 +41,7 @@ def trim(source: str | Path, start: int, output: str | Path) -> int:
         # Inputs and SYNCs at `start` come after the snapshot's boundary; entropy
         # logged at `start` was read by instruction number `start`, before it.
         late = event.icount > start if isinstance(event, Entropy) else event.icount >= start
-        if isinstance(event, WallClock) or (isinstance(event, (SerialInput, Sync, Entropy)) and late):
+        if isinstance(event, WallClock) or (isinstance(event, (SerialInput, Sync, Entropy, NetRx)) and late):
             writer.append(event)
     for payload in reader.ancillary("r"):
         writer.append_ancillary("r", payload)

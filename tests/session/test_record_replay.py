@@ -152,8 +152,9 @@ def test_virtio_guest_records_and_replays_bit_exactly(tmp_path: Path, name: str)
         args += ["--input", str(guest.console_input_path)]
     recorded = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=120)
     assert recorded.returncode == guest.exit_status, recorded.stderr
-    replayed = subprocess.run([*EXE, "replay", str(rec)], stdin=subprocess.DEVNULL, capture_output=True,
-                              check=False, timeout=120)
+    replayed = subprocess.run(
+        [*EXE, "replay", str(rec)], stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=120
+    )
     assert replayed.stdout == recorded.stdout
     assert replayed.returncode == recorded.returncode
     assert b"replay matched the recording" in replayed.stderr
@@ -170,8 +171,13 @@ def test_stats_shows_paravirtual_io_exits_far_less_per_kib(tmp_path: Path) -> No
     import json
 
     rec = tmp_path / "uvv.rvr"
-    recorded = subprocess.run([*EXE, "record", "uart-vs-virtio", "-o", str(rec), "-q"], stdin=subprocess.DEVNULL,
-                              capture_output=True, check=False, timeout=120)
+    recorded = subprocess.run(
+        [*EXE, "record", "uart-vs-virtio", "-o", str(rec), "-q"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
     assert recorded.returncode == catalog.expected_status("uart-vs-virtio")
     proc = subprocess.run([*EXE, "stats", str(rec), "--json"], capture_output=True, check=True, timeout=120)
     stats = json.loads(proc.stdout)
@@ -182,3 +188,75 @@ def test_stats_shows_paravirtual_io_exits_far_less_per_kib(tmp_path: Path) -> No
     assert uart["exits_per_kib"] >= 100 * console["exits_per_kib"]
     text = subprocess.run([*EXE, "stats", str(rec)], capture_output=True, check=True, timeout=120).stdout.decode()
     assert "exits/KiB" in text and "phase post 0x02" in text
+
+
+def test_net_through_a_udp_tunnel_records_real_traffic_and_replays_without_it(tmp_path: Path) -> None:
+    """A local peer plays the gateway over UDP (QEMU -netdev dgram framing: one frame per
+    datagram); the replay has no peer and gets the frames from the recording."""
+    import socket
+    import threading
+
+    from replayvm.virtio.pcap import parse_pcap
+    from replayvm.virtio.responder import Responder
+
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(0.2)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    vm_port = probe.getsockname()[1]
+    probe.close()
+    stop = threading.Event()
+    gateway = Responder()
+    served: list[int] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                frame, addr = peer.recvfrom(65535)
+            except TimeoutError:
+                continue
+            gateway.transmit(frame)
+            while (reply := gateway.peek_rx()) is not None:
+                gateway.pop_rx()
+                peer.sendto(reply, addr)
+                served.append(len(reply))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    rec, pcap = tmp_path / "net.rvr", tmp_path / "net.pcap"
+    try:
+        recorded = subprocess.run(
+            [
+                *EXE,
+                "record",
+                "net",
+                "-o",
+                str(rec),
+                "-q",
+                "--net",
+                f"udp:{vm_port}:127.0.0.1:{peer.getsockname()[1]}",
+                "--net-pcap",
+                str(pcap),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        peer.close()
+    assert recorded.returncode == catalog.expected_status("net"), recorded.stderr
+    assert catalog.deterministic_lines(recorded.stdout) == catalog.expected_output("net")
+    assert len(served) == 4  # the ARP reply and three echo replies crossed a real socket
+    _, frames = parse_pcap(pcap.read_bytes())
+    assert len(frames) == 8  # four out, four in
+    with RecordingReader(rec) as reader:
+        assert reader.summary().event_counts.get("net-rx") == 4
+    replayed = subprocess.run(
+        [*EXE, "replay", str(rec)], stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=120
+    )
+    assert replayed.stdout == recorded.stdout
+    assert b"replay matched the recording" in replayed.stderr
