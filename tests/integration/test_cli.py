@@ -116,7 +116,7 @@ def test_guests_lists_every_bundled_guest() -> None:
     proc = replayvm("guests")
     assert proc.returncode == 0
     listed = [line.split()[0] for line in proc.stdout.decode().splitlines()]
-    assert listed == catalog.names()
+    assert listed == [g.name for g in catalog.all_guests()]
 
 
 def test_demo_runs_and_explains_exits() -> None:
