@@ -49,6 +49,14 @@ RECORDINGS: dict[str, tuple[str, list[str], str]] = {
             "next pointer and takes #GP. Debug with: watch the pointer, reverse-continue."
         ),
     ),
+    "irqbug": (
+        "irqbug",
+        ["--expect", "output-contains=balance corrupted"],
+        (
+            "BUG: the timer handler's sample ring wraps at 9, overwriting ledger.balance; the audit panics much "
+            "later. watch the balance and reverse-continue: the store is in record_sample()."
+        ),
+    ),
     "demo": ("demo", [], "The first-run tour: timer ticks in HLT, RTC, a page fault, a CRC."),
     "blk": ("blk", [], "virtio-blk: sectors written, read back and flushed; the disk image is embedded in the file."),
     "net": (

@@ -102,6 +102,12 @@ GUESTS: tuple[Guest, ...] = (
         exit_code=0x7F,
     ),
     Guest(
+        "irqbug",
+        "a timer handler overwrites a value the main loop audits much later (debug it backwards)",
+        cmdline="rounds=5 ticks=20",
+        exit_code=0x7F,
+    ),
+    Guest(
         "demo",
         "a tour for first-time users: timer ticks in hlt, RTC, a page fault, a CRC",
         cmdline="ticks=5",

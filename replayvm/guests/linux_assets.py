@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AssetError, OSError) as e:
         print(f"linux_assets: {e}", file=sys.stderr)
         return 1
-    print(f"linux_assets: {assets.kernel_package} in {assets.directory}: vmlinuz, busybox, initrd.cpio", file=sys.stderr)
+    print(
+        f"linux_assets: {assets.kernel_package} in {assets.directory}: vmlinuz, busybox, initrd.cpio", file=sys.stderr
+    )
     return 0
 
 
