@@ -20,6 +20,7 @@ from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_64, UC_PROT_ALL, Uc
 from unicorn.x86_const import UC_X86_INS_IN, UC_X86_REG_EBX, UC_X86_REG_RIP
 
 from replayvm.boot.pvh import plan_pvh_boot
+from replayvm.boot.symbols import SymbolTable
 from replayvm.engine.icount import CountModeCounter
 from replayvm.engine.memory import GuestRam
 from replayvm.engine.vcpu import Vcpu
@@ -102,4 +103,63 @@ def bench(image: bytes, cmdline: str, memory_mib: int = 64) -> dict[str, object]
         "ratio": round(ours.mips / bare.mips, 3) if bare.mips else 0.0,
         "record_time_vs_run": per(record, ours),
         "replay_time_vs_run": per(replay, ours),
+    }
+
+
+def bench_timeline(work: int = 6, samples: int = 40, seed: int = 1) -> dict[str, object]:
+    """Time travel on a long recording (crc with ``work`` passes, ~1.6e8 insns each):
+    reverse-stepi at random positions, and reverse-continue against a forward replay
+    over the same distance."""
+    import random
+    import statistics
+
+    from replayvm.guests import catalog
+    from replayvm.session.timeline import DebugSession
+
+    image = catalog.image_path("crc").read_bytes()
+    with tempfile.TemporaryDirectory(prefix="replayvm-bench-") as tmp:
+        path = Path(tmp) / "long.rvr"
+        t0 = monotonic()
+        recorded = Recorder(path, image, MachineConfig(64, f"work={work}"), image_name="crc").run()
+        record_s = monotonic() - t0
+        session = DebugSession.open(path)
+        t0 = monotonic()
+        session.seek(recorded.icount)
+        first_pass_s = monotonic() - t0
+        rng = random.Random(seed)
+        times = []
+        for _ in range(samples):
+            t = rng.randrange(1, recorded.icount)
+            session.seek(t)
+            t0 = monotonic()
+            session.reverse_stepi()
+            times.append(monotonic() - t0)
+        # reverse-continue over D: from the end back to kmain's only call (D is almost
+        # the whole run), against replaying the same D forward.
+        kmain = SymbolTable.from_image(image).address("kmain")
+        assert kmain is not None
+        session.seek(recorded.icount)
+        bp = session.add_breakpoint(kmain)
+        t0 = monotonic()
+        hit = session.reverse_cont()
+        reverse_s = monotonic() - t0
+        session.delete(bp.number)
+        fresh = DebugSession.open(path, checkpoint_interval=1 << 40)
+        fresh.seek(hit.icount)
+        t0 = monotonic()
+        fresh.seek(recorded.icount)
+        forward_s = monotonic() - t0
+        memory = session.store.memory
+    return {
+        "instructions": recorded.icount,
+        "record_s": round(record_s, 2),
+        "first_replay_with_checkpoints_s": round(first_pass_s, 2),
+        "reverse_stepi_ms": {
+            "median": round(statistics.median(times) * 1000, 1),
+            "worst": round(max(times) * 1000, 1),
+            "samples": samples,
+        },
+        "reverse_continue_distance": recorded.icount - hit.icount,
+        "reverse_continue_vs_forward": round(reverse_s / forward_s, 2) if forward_s else None,
+        "checkpoint_memory_mib": round(memory / (1 << 20), 1),
     }

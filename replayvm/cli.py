@@ -61,7 +61,7 @@ def resolve_image(spec: str) -> tuple[bytes, str, str | None]:
 def _serial_source(input_path: str | None, *, terminal: bool = False) -> SerialSource:
     if input_path is not None:
         try:
-            return BytesSource(Path(input_path).read_bytes())
+            return BytesSource(Path(input_path).read_bytes(), paced=True)
         except OSError as e:
             raise ConfigError(f"cannot read --input {input_path}: {e.strerror}") from None
     stdin = sys.stdin
@@ -370,6 +370,26 @@ def cmd_guests(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from replayvm.bench import bench
 
+    if args.timeline:
+        from replayvm.bench import bench_timeline
+
+        timeline = bench_timeline()
+        if args.json:
+            print(json.dumps(timeline, indent=2))
+            return 0
+        rs = timeline["reverse_stepi_ms"]
+        print(f"time travel on a recording of {timeline['instructions']} instructions (crc work=6)")
+        print(
+            f"  record {timeline['record_s']} s; first replay building checkpoints "
+            f"{timeline['first_replay_with_checkpoints_s']} s"
+        )
+        print(f"  reverse-stepi at {rs['samples']} random positions: median {rs['median']} ms, worst {rs['worst']} ms")
+        print(
+            f"  reverse-continue over a quarter of the run / forward replay over it = "
+            f"{timeline['reverse_continue_vs_forward']}"
+        )
+        print(f"  checkpoint memory {timeline['checkpoint_memory_mib']} MiB")
+        return 0
     image, _, default_cmdline = resolve_image("crc")
     cmdline = args.cmdline if args.cmdline is not None else (default_cmdline or "")
     report = bench(image, cmdline)
@@ -624,6 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="ReplayVM against bare Unicorn on the compute guest")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.add_argument(
+        "--timeline", action="store_true", help="time-travel costs on a ~1e9-instruction recording (about a minute)"
+    )
     bench.add_argument("--cmdline", default=None, metavar="STR", help="compute guest command line (e.g. work=2)")
     bench.set_defaults(func=cmd_bench)
 
