@@ -23,7 +23,7 @@ stack or memory.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -212,6 +212,7 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+_WORD = re.compile(r"[\w.]+")
 _ESCAPES = {"n": 10, "t": 9, "r": 13, "0": 0, "a": 7, "b": 8, "f": 12, "v": 11, "e": 27, "\\": 92, "'": 39, '"': 34}
 
 
@@ -225,7 +226,8 @@ def tokenize(text: str) -> list[Token]:
         if m is None:
             bad = text[pos]
             if bad.isdigit():
-                raise ExprError(f'Invalid number "{re.match(r"[\w.]+", text[pos:]).group()}".')  # type: ignore[union-attr]
+                word = _WORD.match(text, pos)
+                raise ExprError(f'Invalid number "{word.group() if word else bad}".')
             raise ExprError(f"Invalid character '{bad}' in expression.")
         kind = m.lastgroup
         assert kind is not None
@@ -287,15 +289,6 @@ _BINARY = {
     "/": 10,
     "%": 10,
 }
-
-
-def _depth(node: Node) -> int:
-    if isinstance(node, Binary):
-        return 1 + max(_DEPTHS.get(id(node.left), 1), _DEPTHS.get(id(node.right), 1))
-    return 1
-
-
-_DEPTHS: dict[int, int] = {}
 
 
 class _Parser:
@@ -425,6 +418,18 @@ def parse_assignment(text: str) -> tuple[Node, Node]:
     return left, _Parser(right_text).parse()
 
 
+def walk(tree: Node) -> Iterator[Node]:
+    """Every node of a tree (to check names before a condition first runs)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, Binary):
+            stack += [node.left, node.right]
+        elif isinstance(node, (Unary, Deref, AddressOf, Cast)):
+            stack.append(node.operand)
+
+
 # -- evaluation ------------------------------------------------------------------------------
 
 
@@ -516,6 +521,12 @@ def _binary(node: Binary, ctx: Context) -> Value:
     right = _eval(node.right, ctx)
     if op in ("+", "-"):
         return _additive(op, left, right)
+    if op in ("<<", ">>"):
+        if right.value < 0:
+            raise ExprError("Negative shift count.")
+        ctype = left.ctype if left.ctype.size == 8 else LONG
+        a, count = wrap(left.value, ctype), min(right.value, 64)
+        return integer(a << count if op == "<<" else a >> count, ctype)
     ctype = _common(left, right)
     a, b = wrap(left.value, ctype), wrap(right.value, ctype)
     if op in _COMPARE:
@@ -525,11 +536,6 @@ def _binary(node: Binary, ctx: Context) -> Value:
             raise ExprError("Division by zero")
         quotient = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)  # C truncates toward zero
         return integer(quotient if op == "/" else a - quotient * b, ctype)
-    if op in ("<<", ">>"):
-        if right.value < 0:
-            raise ExprError("Negative shift count.")
-        count = min(right.value, 64)
-        return integer(a << count if op == "<<" else a >> count, left.ctype if left.ctype.size == 8 else LONG)
     return integer(_ARITH[op](a, b), ctype)
 
 

@@ -39,7 +39,7 @@ class Symbol:
 
 
 @dataclass(frozen=True, slots=True)
-class _Section:
+class Section:
     name: str
     start: int
     end: int
@@ -49,7 +49,7 @@ class _Section:
 class _AddressIndex:
     """Symbols sorted by address; one representative per address."""
 
-    def __init__(self, symbols: list[Symbol], sections: list[_Section]) -> None:
+    def __init__(self, symbols: list[Symbol], sections: list[Section]) -> None:
         best: dict[int, Symbol] = {}
         for sym in symbols:
             old = best.get(sym.address)
@@ -77,7 +77,7 @@ def _preference(sym: Symbol) -> tuple[int, int, int, str]:
     return (_KIND_RANK[sym.kind], 0 if sym.global_ else 1, 1 if sym.name.startswith("_") else 0, sym.name)
 
 
-def _section_at(sections: list[_Section], address: int) -> _Section | None:
+def _section_at(sections: list[Section], address: int) -> Section | None:
     for section in sections:
         if section.start <= address < section.end:
             return section
@@ -87,7 +87,7 @@ def _section_at(sections: list[_Section], address: int) -> _Section | None:
 class SymbolTable:
     """Symbols of one image; empty when the image has none."""
 
-    def __init__(self, symbols: list[Symbol] | None = None, sections: list[_Section] | None = None) -> None:
+    def __init__(self, symbols: list[Symbol] | None = None, sections: list[Section] | None = None) -> None:
         self._sections = sections or []
         symbols = symbols or []
         self._by_name: dict[str, Symbol] = {}
@@ -152,16 +152,16 @@ class SymbolTable:
         return section is not None and section.executable
 
 
-def _read_elf(image: bytes) -> tuple[list[Symbol], list[_Section]]:
+def _read_elf(image: bytes) -> tuple[list[Symbol], list[Section]]:
     elf = ELFFile(io.BytesIO(image))
-    sections: list[_Section] = []
-    by_index: dict[int, _Section] = {}
+    sections: list[Section] = []
+    by_index: dict[int, Section] = {}
     for index, section in enumerate(elf.iter_sections()):
         flags = section["sh_flags"]
         if not flags & SH_FLAGS.SHF_ALLOC or section["sh_size"] == 0:
             continue
         start = section["sh_addr"]
-        entry = _Section(section.name, start, start + section["sh_size"], bool(flags & SH_FLAGS.SHF_EXECINSTR))
+        entry = Section(section.name, start, start + section["sh_size"], bool(flags & SH_FLAGS.SHF_EXECINSTR))
         sections.append(entry)
         by_index[index] = entry
     symbols: list[Symbol] = []

@@ -188,11 +188,13 @@ class DebugSession:
             self._disarm(armed)
             self._show_output = False
             self._mode = "plain"
-        if result.reason in ("max-insns", "interrupted", "debug"):
-            interrupted = result.reason == "interrupted"
+        user_interrupt, self._interrupt = self._interrupt, False
+        # "max-insns"/"interrupted" are also how the replayer ends a recording that
+        # was itself stopped that way: only our own target or Ctrl-C is not the end.
+        reached = result.reason == "max-insns" and target is not None and self.icount == target
+        if reached or (result.reason == "interrupted" and user_interrupt) or result.reason == "debug":
             self.machine.result = None
-            self._interrupt = False
-            return "interrupted" if interrupted else ("target" if result.reason == "max-insns" else "debug")
+            return "target" if reached else result.reason
         if not self.diverged:
             self.end_icount = self.icount
         self.end_message = result.message
