@@ -200,6 +200,10 @@ def _bug_report(image: bytes, note: str, expectations: list) -> tuple:  # type: 
 
     def on_finish(machine, result) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
         outcome = Outcome(result.status, result.reason, capture, machine.vcpu.last_exception, symbols.name_of)
+        if any(e.kind == "final" for e in expectations):
+            from replayvm.testing.check import final_state_evaluator
+
+            outcome.evaluate = final_state_evaluator(machine, image)
         report = build_report(note, expectations, outcome)
         for expectation in report.expectations:
             failure = check(expectation, outcome, report)

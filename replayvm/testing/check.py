@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replayvm.boot.symbols import SymbolTable
+from replayvm.engine.memory import GuestMemoryError
+from replayvm.engine.paging import PageFault, translate
 from replayvm.errors import DivergenceError
 from replayvm.log import RecordingReader, RecordingWriter
+from replayvm.machine import Machine
 from replayvm.session.recording import KERNEL_BLOB
 from replayvm.session.replayer import Replayer, ReplayReport, describe
 from replayvm.testing.expectations import (
@@ -93,12 +96,48 @@ def replay_and_check(
         result.verify_lines = replayer.verify_lines
     run = result.replay.result
     result.outcome = Outcome(run.status, run.reason, output, replayer.machine.vcpu.last_exception, symbols.name_of)
+    if report is not None and any(e.kind == "final" for e in report.expectations):
+        result.outcome.evaluate = final_state_evaluator(replayer.machine, replayer.reader.blob(KERNEL_BLOB))
     if report is not None:
         for expectation in report.expectations:
             failure = check(expectation, result.outcome, report)
             if failure is not None:
                 result.failures.append(f"{expectation}: {failure}")
     return result
+
+
+class MachineView:
+    """The two things an expression needs of a stopped machine: registers and
+    (virtual) memory, read without side effects."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+
+    def registers(self) -> dict[str, int]:
+        vcpu = self.machine.vcpu
+        return vcpu.registers() | vcpu.system_registers()
+
+    def read_memory(self, address: int, length: int) -> bytes:
+        ram, out = self.machine.ram, bytearray()
+        paging = self.machine.vcpu.paging_regs()
+        try:
+            while len(out) < length:
+                chunk = min(length - len(out), 0x1000 - ((address + len(out)) & 0xFFF))
+                paddr = translate(paging, address + len(out), ram.read_int).paddr
+                out += ram.read(paddr, chunk)
+        except (PageFault, GuestMemoryError):
+            raise DivergenceError(f"Cannot access memory at address {address + len(out):#x}") from None
+        return bytes(out)
+
+
+def final_state_evaluator(machine: Machine, image: bytes) -> Callable[[str], int]:
+    """Evaluate debugger expressions (``$rax == 0``, ``*(int *)&ticks > 3``) in the final state."""
+    from replayvm.debugger.context import SessionContext
+    from replayvm.debugger.expr import evaluate
+    from replayvm.debugger.symbols import SymbolTable as DebugSymbols
+
+    context = SessionContext(MachineView(machine), DebugSymbols.from_elf(image), [])  # type: ignore[arg-type]
+    return lambda text: evaluate(text, context.fresh()).unsigned
 
 
 def bless(path: Path, result: CheckResult) -> Report:

@@ -163,3 +163,12 @@ def test_trimmed_recording_is_smaller_and_replays_to_the_same_end(tmp_path: Path
     assert replayed.returncode == proc.returncode
     assert b"replay matched the recording" in replayed.stderr
     assert full_output.endswith(replayed.stdout) and len(replayed.stdout) < len(full_output)
+
+
+def test_final_state_expression_is_checked_at_record_and_replay(tmp_path: Path) -> None:
+    rec = tmp_path / "final.rvr"
+    proc = record(rec, "buggy", "--expect", "final=($rax & 0xff) == 0x7f", "--expect", "final=$rax == 1")
+    assert b"does not meet --expect final=$rax == 1" in proc.stderr
+    assert b"final=($rax & 0xff)" not in proc.stderr  # met: guest_exit(0x7f) leaves it in AL
+    result = replay_and_check(rec)
+    assert [f.split(":")[0] for f in result.failures] == ["final=$rax == 1"]
