@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from replayvm.log.format import MAGIC
 from tests.debugger.conftest import Driven
-
-EXE = [shutil.which("replayvm")] if shutil.which("replayvm") else [sys.executable, "-m", "replayvm"]
+from tests.exe import EXE
 
 
 def replayvm(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from replayvm.guests import catalog
 from tests.elfimage import make_elf
-
-EXE = [shutil.which("replayvm")] if shutil.which("replayvm") else [sys.executable, "-m", "replayvm"]
+from tests.exe import EXE
 
 
 def replayvm(*args: str, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:

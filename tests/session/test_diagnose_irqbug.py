@@ -4,16 +4,13 @@ noticed much later, is diagnosed backwards in a batch script."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from replayvm.boot.symbols import SymbolTable
 from replayvm.guests import catalog
 from replayvm.session.timeline import DebugSession
-
-EXE = [shutil.which("replayvm")] if shutil.which("replayvm") else [sys.executable, "-m", "replayvm"]
+from tests.exe import EXE
 
 
 def test_watch_and_reverse_continue_land_on_the_corrupting_store(tmp_path: Path) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +11,9 @@ from replayvm.errors import DivergenceError
 from replayvm.guests import catalog
 from replayvm.log import RecordingReader, RecordingWriter, SerialInput
 from replayvm.session.replayer import Replayer
+from tests.exe import EXE
 from tests.session.conftest import record_guest
 
-EXE = [shutil.which("replayvm")] if shutil.which("replayvm") else [sys.executable, "-m", "replayvm"]
 FAST_GUESTS = [g.name for g in catalog.GUESTS if g.name != "crc"]
 
 

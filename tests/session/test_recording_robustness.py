@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,9 +15,8 @@ from hypothesis import strategies as st
 from replayvm.errors import DivergenceError, TraceFormatError
 from replayvm.log import RecordingReader
 from replayvm.session.replayer import Replayer
+from tests.exe import EXE
 from tests.session.conftest import record_guest
-
-EXE = [shutil.which("replayvm")] if shutil.which("replayvm") else [sys.executable, "-m", "replayvm"]
 
 
 @pytest.fixture(scope="module")

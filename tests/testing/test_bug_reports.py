@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,7 @@ from replayvm.guests import catalog
 from replayvm.log import RecordingReader
 from replayvm.testing.check import replay_and_check
 from replayvm.testing.expectations import read_report
-
-EXE = [shutil.which("replayvm")] if shutil.which("replayvm") else [sys.executable, "-m", "replayvm"]
+from tests.exe import EXE
 
 
 def record(path: Path, guest: str, *extra: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
