@@ -23,6 +23,7 @@ class SerialSource:
 
     eof = True
     interactive = False  # bytes may arrive later, in host time
+    paced = False  # typed like a person: a line at a time, when the guest waits for it
 
     def read(self, max_bytes: int, timeout: float | None = 0.0) -> bytes:
         """Up to ``max_bytes`` bytes; waits up to ``timeout`` seconds (None: until
@@ -34,12 +35,19 @@ class SerialSource:
 
 
 class BytesSource(SerialSource):
-    """Scripted input (``--input FILE``): all of it is available at once."""
+    """Scripted input (``--input FILE``): all of it is available at once.
 
-    def __init__(self, data: bytes) -> None:
+    ``paced`` (what ``--input`` uses) types it the way a person at a terminal
+    would: one line at a time, only while the guest idles (HLT) with its
+    receive interrupt enabled -- so a shell reads its commands at its prompt,
+    not while the kernel boots and resets the UART (Linux clears the 16550's
+    FIFO when it opens the console, losing anything typed before)."""
+
+    def __init__(self, data: bytes, *, paced: bool = False) -> None:
         self._data = data
         self._pos = 0
         self.eof = not data
+        self.paced = paced
 
     def read(self, max_bytes: int, timeout: float | None = 0.0) -> bytes:
         chunk = self._data[self._pos : self._pos + max_bytes]
@@ -170,6 +178,12 @@ class Host:
     def serial_interactive(self) -> bool:
         """Input arrives in host time (a pipe or terminal): worth waiting for."""
         return self.serial.interactive
+
+    @property
+    def serial_paced(self) -> bool:
+        """Input is offered only at idle, a line at a time (see BytesSource). A
+        replay host is never paced: the log says when each byte came."""
+        return self.serial.paced
 
     # -- network (virtio-net with a host back-end) ---------------------------------
     def net_transmit(self, icount: int, frame: bytes) -> None:

@@ -4,7 +4,7 @@ Wiring follows DESIGN.md §2 (the same ports and IRQs as QEMU ``-M pc``)::
 
     0x020-0x021  8259 master        0x0A0-0x0A1  8259 slave
     0x040-0x043  8254 PIT (IRQ0)    0x061        port B (PIT gate 2, OUT2)
-    0x060, 0x064 i8042 (reset)      0x070-0x071  CMOS RTC (IRQ8)
+    0x060, 0x064 i8042 (IRQ1, 12)   0x070-0x071  CMOS RTC (IRQ8)
     0x0F4        isa-debug-exit     0x3F8-0x3FF  COM1 16550A (IRQ4)
     0xCF8-0xCFF  no PCI (all-ones)
 
@@ -75,6 +75,10 @@ VIRTIO_KINDS = ("blk", "net", "console", "rng")
 PIT_IRQ, KBD_IRQ, RTC_IRQ, AUX_IRQ = 0, 1, 8, 12
 STATUS_MAX_INSNS = 124  # like timeout(1)
 TIMER_PORTS = frozenset({0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71})
+# Linux prints this as the last line of panic() and then spins forever with
+# interrupts on (panic_timeout 0): the machine stops there instead of hanging.
+LINUX_PANIC_END = b"---[ end Kernel panic - not syncing: "
+CONSOLE_LINE_MAX = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +104,7 @@ class MachineConfig:
 
 @dataclass(slots=True)
 class RunResult:
-    reason: str  # "debug-exit", "reset", "shutdown", "halted", "idle", "max-insns"
+    reason: str  # "debug-exit", "reset", "shutdown", "halted", "panic", "idle", "max-insns"
     status: int
     message: str
     icount: int
@@ -229,7 +233,8 @@ class Machine:
         self.port_b = SystemControlPortB(self.pit)
         self.rtc = CmosRtc(clock, self.host.wall_clock_ns(), self.pic.irq_line(RTC_IRQ))
         self.rtc.set_memory_size(self.ram.size)
-        self.uart = Uart16550(self.pic.irq_line(COM1_IRQ), self._out.append)
+        self._line = bytearray()  # the console line being printed (for the panic watch)
+        self.uart = Uart16550(self.pic.irq_line(COM1_IRQ), self._on_serial_tx)
         self.i8042 = I8042(self._on_reset, self.pic.irq_line(KBD_IRQ), self.pic.irq_line(AUX_IRQ))
         self.debug_exit = DebugExit(self._on_debug_exit)
         self.pci = PciConfigStub()
@@ -294,6 +299,7 @@ class Machine:
         self.serial_out_crc = board["serial_out_crc"]
         self.serial_out_bytes = board["serial_out_bytes"]
         self._out.clear()
+        self._line.clear()
         self._stop_request = None
         self.result = None
 
@@ -364,7 +370,9 @@ class Machine:
         }
 
     def _on_post_code(self, code: int) -> None:
-        self.phases.append((code, self.vcpu.current_icount(), self.counters()))
+        # A new phase only when the code changes: Linux's outb_p() writes 0x80 as an I/O delay.
+        if not self.phases or self.phases[-1][0] != code:
+            self.phases.append((code, self.vcpu.current_icount(), self.counters()))
 
     def _capture(self, frame: bytes) -> None:
         if self._net_capture is not None:
@@ -443,6 +451,24 @@ class Machine:
         self._finish("debug-exit", status, f"guest exited with status {status} (isa-debug-exit)")
         self.vcpu.request_stop(ExitReason.STOP)
 
+    def _on_serial_tx(self, byte: int) -> None:
+        self._out.append(byte)
+        if byte != 0x0A:
+            if len(self._line) < CONSOLE_LINE_MAX:
+                self._line.append(byte)
+            return
+        line, self._line = self._line, bytearray()
+        at = line.find(LINUX_PANIC_END)
+        if at >= 0:
+            why = line[at + len(LINUX_PANIC_END) :].decode("ascii", "replace").rstrip("\r ]-")
+            v = self.vcpu
+            self._finish(
+                "panic",
+                GuestError.exit_status,
+                f"guest kernel panicked at icount {v.current_icount()}, RIP {v.rip:#x}: {why}",
+            )
+            v.request_stop(ExitReason.STOP)
+
     def _on_reset(self) -> None:
         self._finish("reset", 0, "guest requested a reset (i8042); stopping like QEMU -no-reboot")
         self.vcpu.request_stop(ExitReason.STOP)
@@ -482,10 +508,15 @@ class Machine:
             return self.virtio_console.can_receive()
         return self.uart.can_receive()
 
-    def _feed_serial(self, timeout: float | None = 0.0) -> bool:
+    def _feed_serial(self, timeout: float | None = 0.0, *, idle: bool = False) -> bool:
         """Give the console device the host bytes it has room for (QEMU's
-        chardev rule); True if any byte was delivered."""
+        chardev rule); True if any byte was delivered. Paced (scripted) input
+        goes only to an idle guest that listens (the UART's receive interrupt
+        on), one line per idle period, as a person types at a prompt."""
         host, console = self.host, self.virtio_console
+        paced = host.serial_paced
+        if paced and (not idle or (console is None and not self.uart.receive_interrupt_enabled())):
+            return False
         fed = False
         while self._input_can_receive() and host.serial_more():
             data = host.serial_input(self.vcpu.icount, 1, timeout)
@@ -498,6 +529,8 @@ class Machine:
             self.serial_in_crc = zlib.crc32(data, self.serial_in_crc)
             fed = True
             timeout = 0.0
+            if paced and data.endswith(b"\n"):
+                break
         return fed
 
     def request_stop(self, reason: str, status: int, message: str) -> None:
@@ -603,7 +636,7 @@ class Machine:
             if host.serial_interactive:
                 wait = 0.1 if deadline is None else min(0.1, (deadline - now) / 1e9)
             self._idle_fed_at = vcpu.icount
-            self._feed_serial(timeout=wait)
+            self._feed_serial(timeout=wait, idle=True)
             if self.pic.has_interrupt():
                 return
         if self.virtio_net is not None and host.net_more() and self.virtio_net.can_receive():

@@ -136,6 +136,10 @@ class Uart16550(ByteDevice):
         """
         return not self._mcr & MCR_LOOP and len(self._rx) < self._rx_capacity()
 
+    def receive_interrupt_enabled(self) -> bool:
+        """IER.ERBFI: the guest's driver wants to hear about received bytes."""
+        return bool(self._ier & IER_ERBFI)
+
     def receive(self, byte: int) -> None:
         """A byte from the host arrives at the receiver (call when ``can_receive``)."""
         self.bytes_rx += 1

@@ -120,6 +120,8 @@ MSR_STAR = 0xC0000081
 MSR_LSTAR = 0xC0000082
 MSR_FMASK = 0xC0000084
 MSR_TSC_AUX = 0xC0000103
+MSR_IA32_MISC_ENABLE = 0x1A0
+MISC_ENABLE_FAST_STRING = 1 << 0
 EFER_SCE = 1 << 0
 EFER_LME = 1 << 8
 EFER_LMA = 1 << 10
@@ -168,21 +170,6 @@ GPR_NAMES = (
     "rip",
     "rflags",
 )
-_DIGEST_REGS = GPRS + (
-    UC_X86_REG_CS,
-    UC_X86_REG_SS,
-    UC_X86_REG_DS,
-    UC_X86_REG_ES,
-    UC_X86_REG_FS,
-    UC_X86_REG_GS,
-    UC_X86_REG_FS_BASE,
-    UC_X86_REG_GS_BASE,
-    UC_X86_REG_CR0,
-    UC_X86_REG_CR2,
-    UC_X86_REG_CR3,
-    UC_X86_REG_CR4,
-)
-
 _SYSTEM_REGS = (
     UC_X86_REG_CS,
     UC_X86_REG_SS,
@@ -198,6 +185,7 @@ _SYSTEM_REGS = (
     UC_X86_REG_CR4,
 )
 _SYSTEM_NAMES = ("cs", "ss", "ds", "es", "fs", "gs", "fs_base", "gs_base", "cr0", "cr2", "cr3", "cr4")
+_DIGEST_REGS = GPRS + _SYSTEM_REGS
 _REG_BY_NAME = dict(zip(GPR_NAMES, GPRS)) | {"eflags": UC_X86_REG_RFLAGS, "pc": UC_X86_REG_RIP, "sp": UC_X86_REG_RSP}
 
 PioRead = Callable[[int, int], int]
@@ -234,6 +222,9 @@ class Vcpu:
         self._window_hook: int | None = None
         self.stop_message = ""
         self.tsc_offset = 0
+        # Reset value as QEMU and firmware leave it: fast string operations on
+        # (Unicorn starts at 0, and Linux then prints "Disabled fast string operations").
+        self.uc.reg_write(UC_X86_REG_MSR, (MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING))
         self._install_hooks()
 
     # -- time ------------------------------------------------------------------

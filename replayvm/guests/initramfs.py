@@ -13,10 +13,12 @@ numbered in order), so the same inputs give the same bytes.
 The default /init mounts proc and sys, prints ``/proc/cpuinfo``, ``uname
 -a`` and an awk computation, runs a shell on the serial console, and ends
 with ``reboot -f`` once the shell exits. Why reboot and not poweroff: the
-rv-pc has no ACPI, so ``poweroff -f`` makes Linux print "reboot: Power
-down", return from the syscall and kill init -- a kernel panic that then
-spins forever with interrupts on. ``reboot -f`` resets through the i8042
-(0xFE to port 0x64), which ReplayVM and ``qemu -no-reboot`` both end on.
+rv-pc has no ACPI, so Linux has no way to power off and turns ``poweroff
+-f`` into a halt ("reboot: System halted", then HLT with interrupts off,
+which ReplayVM reports as "guest halted with interrupts disabled", status
+4). ``reboot -f`` resets through the i8042 (0xFE to port 0x64): "reboot:
+Restarting system", and ReplayVM stops with status 0, as ``qemu
+-no-reboot`` exits.
 
 Usage::
 

@@ -6,7 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from replayvm.devices.base import IrqLine
 from replayvm.devices.i8042 import (
+    CMD_AUX_DISABLE,
+    CMD_AUX_ENABLE,
+    CMD_AUX_TEST,
     CMD_KBD_DISABLE,
     CMD_KBD_ENABLE,
     CMD_KBD_TEST,
@@ -14,22 +18,29 @@ from replayvm.devices.i8042 import (
     CMD_READ_OUTPUT_PORT,
     CMD_SELF_TEST,
     CMD_SYSTEM_RESET,
+    CMD_WRITE_AUX,
     CMD_WRITE_CTR,
     CMD_WRITE_OUTPUT_PORT,
+    CTR_AUX_DISABLE,
+    CTR_AUX_INT,
     CTR_KBD_DISABLE,
     CTR_RESET,
     I8042,
     I8042_COMMAND,
     I8042_DATA,
+    KBD_CMD_GET_ID,
+    KBD_REPLY_ACK,
     KBD_TEST_OK,
     OUTPUT_A20,
     OUTPUT_PORT_RESET,
     OUTPUT_RESET,
     SELF_TEST_OK,
+    STATUS_AUXDATA,
     STATUS_CMD,
     STATUS_IBF,
     STATUS_OBF,
     STATUS_SYS,
+    STATUS_TIMEOUT,
 )
 
 CMD_PULSE_NOTHING = 0xFF
@@ -145,15 +156,76 @@ def test_output_port_write_with_bit0_set_reads_back(rig: Rig) -> None:
     assert rig.resets == 0
 
 
-def test_keyboard_bytes_get_no_answer(rig: Rig) -> None:
-    rig.data(0xF2)  # GET ID, to a keyboard that is not there
+def test_keyboard_get_id_answers_ack_and_translated_id(rig: Rig) -> None:
+    rig.data(KBD_CMD_GET_ID)
+    assert [rig.response(), rig.response(), rig.response()] == [KBD_REPLY_ACK, 0xAB, 0x41]
     assert not rig.status() & STATUS_OBF
 
 
-def test_aux_commands_are_ignored(rig: Rig) -> None:
+def test_keyboard_reset_answers_ack_and_self_test_passed(rig: Rig) -> None:
+    rig.data(0xFF)
+    assert [rig.response(), rig.response()] == [KBD_REPLY_ACK, 0xAA]
+
+
+def test_keyboard_command_with_parameter_is_acked_twice(rig: Rig) -> None:
+    rig.data(0xED)  # set LEDs
+    assert rig.response() == KBD_REPLY_ACK
+    rig.data(0x07)
+    assert rig.response() == KBD_REPLY_ACK
+
+
+def test_unknown_keyboard_byte_asks_for_resend(rig: Rig) -> None:
+    rig.data(0x01)
+    assert rig.response() == 0xFE
+
+
+def test_aux_loopback_returns_the_byte_as_aux_data(rig: Rig) -> None:
     rig.command(CMD_AUX_LOOPBACK)
     rig.data(0x5A)
-    assert not rig.status() & STATUS_OBF
+    assert rig.status() & STATUS_AUXDATA
+    assert rig.response() == 0x5A
+
+
+def test_aux_test_passes_and_enable_bits_follow_commands(rig: Rig) -> None:
+    rig.command(CMD_AUX_TEST)
+    assert rig.response() == 0x00
+    rig.command(CMD_AUX_DISABLE)
+    rig.command(CMD_READ_CTR)
+    assert rig.response() & CTR_AUX_DISABLE
+    rig.command(CMD_AUX_ENABLE)
+    rig.command(CMD_READ_CTR)
+    assert not rig.response() & CTR_AUX_DISABLE
+
+
+def test_byte_to_absent_mouse_times_out(rig: Rig) -> None:
+    rig.command(CMD_WRITE_AUX)
+    rig.data(0xF2)
+    assert rig.status() & (STATUS_AUXDATA | STATUS_TIMEOUT) == STATUS_AUXDATA | STATUS_TIMEOUT
+    assert rig.response() == 0xFE
+
+
+def test_keyboard_reply_raises_irq1_only_when_enabled() -> None:
+    kbd, aux = IrqLine("irq1"), IrqLine("irq12")
+    kbc = I8042(lambda: None, kbd, aux)
+    kbc.write(I8042_DATA, 1, KBD_CMD_GET_ID)
+    assert kbd.level and not aux.level
+    kbc.read(I8042_DATA, 1)
+    assert kbd.raises == 2  # every byte moved into the output buffer is a new edge
+    kbc.write(I8042_COMMAND, 1, CMD_WRITE_CTR)
+    kbc.write(I8042_DATA, 1, 0)
+    assert not kbd.level
+
+
+def test_aux_loopback_raises_irq12_when_enabled() -> None:
+    kbd, aux = IrqLine("irq1"), IrqLine("irq12")
+    kbc = I8042(lambda: None, kbd, aux)
+    kbc.write(I8042_COMMAND, 1, CMD_WRITE_CTR)
+    kbc.write(I8042_DATA, 1, CTR_AUX_INT)
+    kbc.write(I8042_COMMAND, 1, CMD_AUX_LOOPBACK)
+    kbc.write(I8042_DATA, 1, 0xA5)
+    assert aux.level and not kbd.level
+    assert kbc.read(I8042_DATA, 1) == 0xA5
+    assert not aux.level
 
 
 def test_save_load_state_round_trip(rig: Rig) -> None:
