@@ -397,6 +397,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     image, _, default_cmdline = resolve_image("crc")
     cmdline = args.cmdline if args.cmdline is not None else (default_cmdline or "")
     report = bench(image, cmdline)
+    from replayvm.engine.nativebench import bench_engines
+
+    report["engines"] = bench_engines(image, cmdline)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -408,6 +411,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"  ratio replayvm / bare-unicorn = {report['ratio']:.3f}  (MIPS)")
     print(f"  record time / run time        = {report['record_time_vs_run']:.3f}")
     print(f"  replay time / run time        = {report['replay_time_vs_run']:.3f}")
+    engines = report["engines"]
+    print("counting engines on the same image (bare Unicorn, no devices):")
+    for side in engines["sides"]:  # type: ignore[index]
+        print(f"  {side['engine']:<13} {side['seconds']:8.3f} s  {side['mips']:9.1f} MIPS")
+    print(f"  count / free = {engines['count_vs_free']:.3f}", end="")  # type: ignore[index]
+    if "native_vs_free" in engines:  # type: ignore[operator]
+        print(f", native / free = {engines['native_vs_free']:.3f}")  # type: ignore[index]
+    else:
+        print("  (native counter not built)")
     return 0
 
 
@@ -542,7 +554,18 @@ def _read_option_file(args: argparse.Namespace, name: str) -> bytes | None:
         raise ConfigError(f"cannot read --{name} {value}: {e.strerror}") from None
 
 
+def _engine_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=("native", "count"),
+        default=None,
+        help="instruction counting: native (a C block hook, default where built) or count (Unicorn's count mode); "
+        "recordings replay with either",
+    )
+
+
 def _machine_options(p: argparse.ArgumentParser) -> None:
+    _engine_option(p)
     p.add_argument("--memory", type=_positive_int, default=64, metavar="MiB", help="guest RAM (default 64)")
     p.add_argument("--cmdline", "--append", dest="cmdline", default=None, metavar="STR", help="kernel command line")
     p.add_argument("--initrd", default=None, metavar="FILE", help="initial ramdisk for a Linux bzImage")
@@ -616,6 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("replay", help="replay a recording", description="Replay a .rvr recording and verify it.")
     rep.add_argument("recording", metavar="FILE.rvr")
     rep.add_argument("--verify", action="store_true", help="print every digest comparison")
+    _engine_option(rep)
     rep.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
     rep.set_defaults(func=cmd_replay)
 
@@ -685,6 +709,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "engine", None):
+        from replayvm.engine import icount
+
+        icount.DEFAULT_ENGINE = args.engine
     try:
         return args.func(args)
     except ReplayVMError as e:

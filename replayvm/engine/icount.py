@@ -14,18 +14,70 @@ when a slice ends early. Measured on Unicorn 2.1.4:
 * when the budget runs out the counter reads N + 1;
 * after HLT the counter includes the HLT.
 
-A native block-counting strategy (issue 9) replaces this module alone.
+The native block-counting strategy (issue 9, :mod:`replayvm.engine.native`)
+keeps the same contract, :class:`InstructionCounter`; :func:`make_counter`
+picks one by name.
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
+from typing import Protocol
 
 from unicorn import Uc
 
 from replayvm.engine.uc_abi import counter_pointer, layout
 
 UNTIL_NEVER = 0xFFFF_FFFF_FFFF_FFFF  # no instruction lives at a non-canonical address
+
+ENGINES = ("native", "count")
+DEFAULT_ENGINE = "native"  # what a Vcpu uses unless told; `--engine` sets it for the process
+
+
+class InstructionCounter(Protocol):
+    """What the vCPU needs of a counting strategy. Every strategy gives the
+    same numbers, so a recording made with one replays with another."""
+
+    name: str
+    stop_count: int | None  # the in-hook count when a hook stopped the slice
+
+    def in_slice(self) -> int:
+        """Instructions started in the running slice, including the current one."""
+        ...
+
+    def mark_stop(self) -> None:
+        """Called by a hook that calls emu_stop: the slice ends after this instruction."""
+        ...
+
+    def run(self, begin: int, budget: int) -> tuple[int, bool]:
+        """Run up to ``budget`` instructions from ``begin``: (executed, ended_early)."""
+        ...
+
+
+_notified: set[str] = set()
+
+
+def make_counter(uc: Uc, engine: str = "native", *, notice: bool = True) -> InstructionCounter:
+    """The counter for ``engine`` ("native" or "count") on a fresh ``uc``.
+
+    Create it before adding any hook to ``uc``. "native" falls back to count
+    mode, with a one-line notice on stderr (once per process), when the
+    native counter is not built or does not match this Unicorn.
+    """
+    if engine == "count":
+        return CountModeCounter(uc)
+    if engine != "native":
+        raise ValueError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+    from replayvm.engine.native import NativeCounter, NativeUnavailable
+
+    try:
+        return NativeCounter(uc)
+    except NativeUnavailable as e:
+        if notice and str(e) not in _notified:
+            _notified.add(str(e))
+            print(f"replayvm: {e}; using the count engine", file=sys.stderr)
+        return CountModeCounter(uc)
 
 
 class CountModeCounter:

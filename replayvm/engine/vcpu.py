@@ -79,10 +79,11 @@ from unicorn.x86_const import (
     UC_X86_REG_TR,
 )
 
+from replayvm.engine import icount as icount_module
 from replayvm.engine.context import CODE64_RING0, DATA_RING0, FLAT_CODE32, FLAT_DATA32, CpuContext
 from replayvm.engine.cpuid import CpuidModel
 from replayvm.engine.exits import ExitReason, ExitStats
-from replayvm.engine.icount import CountModeCounter
+from replayvm.engine.icount import make_counter
 from replayvm.engine.interrupts import (
     GP,
     PF,
@@ -194,7 +195,13 @@ PioWrite = Callable[[int, int, int], None]
 
 class Vcpu:
     def __init__(
-        self, ram: GuestRam, *, pio_read: PioRead, pio_write: PioWrite, cpuid: CpuidModel | None = None
+        self,
+        ram: GuestRam,
+        *,
+        pio_read: PioRead,
+        pio_write: PioWrite,
+        cpuid: CpuidModel | None = None,
+        engine: str | None = None,
     ) -> None:
         self.layout = layout()
         self.ram = ram
@@ -209,7 +216,9 @@ class Vcpu:
         # the guest's next real #PF into #DF or swallows it.
         self.uc.ctl_exits_enabled(True)
         self.uc.ctl_set_exits([])
-        self.counter = CountModeCounter(self.uc)
+        # The counting strategy (icount.py): "native" (a C block hook, issue 9) or
+        # "count" (Unicorn's count mode); both give the same icount everywhere.
+        self.counter = make_counter(self.uc, engine or icount_module.DEFAULT_ENGINE)
         self.injector = Injector(ram)
         self._pio_read = pio_read
         self._pio_write = pio_write
@@ -487,6 +496,8 @@ class Vcpu:
         rip = self.uc.reg_read(UC_X86_REG_RIP)
         try:
             executed, early = self.counter.run(rip, budget)
+            if getattr(self.counter, "window_stop", False):
+                self.stats.by_reason["interrupt-window"] += 1
         except UcError as e:
             executed = self.counter.in_slice()
             self._in_slice = False
@@ -531,11 +542,17 @@ class Vcpu:
         first block that starts with IF=1. Every instruction that can set IF
         (STI, POPF, IRETQ, SYSRET...) ends its block in QEMU's translator, so
         the stop lands right after it whatever the block layout."""
+        if hasattr(self.counter, "set_interrupt_window"):  # the native counter checks it in C
+            self.counter.set_interrupt_window(True)
+            return
         if self._window_hook is None:
             self._window_hook = self.uc.hook_add(UC_HOOK_BLOCK, self._on_window_block)
             self.flush_code()  # blocks translated before the hook existed do not call it
 
     def disarm_interrupt_window(self) -> None:
+        if hasattr(self.counter, "set_interrupt_window"):
+            self.counter.set_interrupt_window(False)
+            return
         if self._window_hook is not None:
             self.uc.hook_del(self._window_hook)
             self._window_hook = None

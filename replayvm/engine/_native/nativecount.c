@@ -1,0 +1,1028 @@
+/*
+ * Exact instruction counting for ReplayVM at native speed (issue 9).
+ *
+ * Unicorn's count mode (emu_start(count=N)) calls a C callback before every
+ * instruction. This module registers one UC_HOOK_BLOCK callback instead and
+ * reads, for the translation block (TB) about to run, its instruction count
+ * from QEMU's own TranslationBlock. With a single block hook Unicorn calls it
+ * inline from the generated code, so the callback's return address lies in
+ * the TB's host code, and QEMU allocates the TranslationBlock right before
+ * that code. The TB found this way is the one executing, so self-modifying
+ * code and several address spaces at one virtual address count right: QEMU
+ * itself keeps them apart.
+ *
+ * The numbers must be count mode's in every case (a recording made with one
+ * engine replays with the other), including count mode's quirks, so TBs keep
+ * QEMU's natural extent -- count mode's TBs have it too, and QEMU's precise
+ * self-modifying-code path depends on it. Case by case:
+ *
+ * - A block that would cross the slice end is not entered. The hook leaves
+ *   it before its first instruction (icount_decr, the check Unicorn emits at
+ *   every TB start) and asks QEMU for the same block again under another
+ *   identity (cpu->cflags_next_tb = its instruction count): a variant of the
+ *   same extent, translated while our landing UC_HOOK_CODE hook covers it.
+ *   That hook stops emulation before the first instruction past the
+ *   deadline, as count mode's hook does. Variants stay cached for the next
+ *   landing at the same address; normal lookups never find them.
+ * - Instructions whose hooks may stop the slice (IN/OUT/INS/OUTS, CPUID,
+ *   RDTSC/RDTSCP, SYSCALL...) get a UC_HOOK_CODE hook on the next
+ *   instruction the first time a TB holding one in the middle runs; TBs are
+ *   then retranslated (a flush), and Unicorn's exit check after that hook
+ *   ends the slice right after the instruction, as in count mode.
+ * - A block left early by an exception is corrected in the exception hook
+ *   (registered before the VMM's own): the faulting instruction is found
+ *   from RIP in the TB's search data (QEMU's per-instruction PC table).
+ * - A TB abandoned by QEMU's precise self-modifying-code path (a store into
+ *   the running TB) shows at the next block: a one-instruction TB we did not
+ *   ask for. Count mode counts the store twice (its hook runs again when the
+ *   store is re-executed); so do we.
+ * - In a hook, in_slice() = instructions before the TB + index of the
+ *   current instruction + 1; the current instruction is the later of RIP
+ *   (synced by Unicorn for instruction, code and memory hooks) and
+ *   cpu->mem_io_pc (set by QEMU for MMIO accesses, where RIP is stale;
+ *   cleared by us at each block entry).
+ * - A TB the hook sees while a stop or exit request is pending does not run
+ *   (Unicorn leaves it before its first instruction): it is not counted.
+ * - The interrupt window (an interrupt waits for IF=1) is checked here, at
+ *   block entry, instead of in a second UC_HOOK_BLOCK hook, which would make
+ *   Unicorn call block hooks through a helper and hide the TB from us.
+ *
+ * Structure offsets are found and checked by probes at start-up
+ * (replayvm/engine/native.py): nothing here is trusted blindly.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+typedef void uc_engine;
+typedef int uc_err;
+typedef size_t uc_hook;
+
+typedef uc_err (*uc_hook_add_fn)(uc_engine *, uc_hook *, int, void *, void *, uint64_t, uint64_t, ...);
+typedef uc_err (*uc_hook_del_fn)(uc_engine *, uc_hook);
+typedef uc_err (*uc_emu_stop_fn)(uc_engine *);
+typedef uc_err (*uc_reg_read_fn)(uc_engine *, int, void *);
+typedef uc_err (*uc_vmem_read_fn)(uc_engine *, uint64_t, int, void *, size_t);
+typedef uc_err (*uc_ctl_fn)(uc_engine *, uint32_t, ...);
+
+typedef struct {
+    uint64_t pc;
+    uint16_t icount;
+    uint16_t size;
+} uc_tb;
+
+#define UC_HOOK_INTR (1 << 0)
+#define UC_HOOK_CODE (1 << 2)
+#define UC_HOOK_BLOCK (1 << 3)
+#define UC_HOOK_INSN_INVALID (1 << 14)
+#define UC_X86_REG_RIP 41
+#define UC_PROT_EXEC 4
+
+/* QEMU 5 TranslationBlock (unicorn 2.1.x: qemu/include/exec/exec-all.h). */
+#define TB_PC 0
+#define TB_CS_BASE 8
+#define TB_FLAGS 16
+#define TB_SIZE 20
+#define TB_ICOUNT 22
+#define TB_CFLAGS 24
+#define TB_TC_PTR 32
+#define TB_TC_SIZE 40
+#define TB_ORIG 48
+#define CF_COUNT_MASK 0x7fffu
+#define HF_CS64_MASK (1u << 15)
+#define IF_MASK (1u << 9)
+#define HF_INHIBIT_IRQ_MASK (1u << 3)
+#define GETPC_ADJ 2
+
+/* Unicorn's struct hook: begin/end bounds (checked at start-up). */
+#define HOOK_BEGIN 24
+#define HOOK_END 32
+#define PARKED 0xfffffffffffff000ull /* no instruction lives there */
+
+/* Our per-TB state, kept in the TB's orig_tb field, which QEMU sets to NULL
+ * for every new TB and reads only for CF_NOCACHE TBs (icount mode). Only
+ * MARK_CLEAN TBs take the fast path. */
+#define MARK_CLEAN 0x5a1u    /* natural TB, every stopping instruction covered */
+#define MARK_FORCED 0x5a3u   /* QEMU's one-instruction re-execution TB */
+#define MARK_LANDING 0x5a5u  /* a landing variant */
+
+enum { REASON_NONE = 0, REASON_LIMIT = 1, REASON_USER = 2, REASON_WINDOW = 3, REASON_SPLIT = 4 };
+
+#define N_PROBE 64
+#define MAX_PENDING 64
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define TB_U64(tb, off) (*(uint64_t *)((uint8_t *)(tb) + (off)))
+#define TB_U32(tb, off) (*(uint32_t *)((uint8_t *)(tb) + (off)))
+#define TB_U16(tb, off) (*(uint16_t *)((uint8_t *)(tb) + (off)))
+#define TB_PTR(tb, off) (*(uintptr_t *)((uint8_t *)(tb) + (off)))
+
+typedef struct {
+    PyObject_HEAD
+    /* hot: read by every block hook */
+    int fast; /* active, not probing, nothing pending */
+    int land_active;
+    volatile int32_t *icount_decr; /* cpu_neg(cpu)->icount_decr.u32 */
+    uintptr_t align_mask;
+    uintptr_t tb_hdr;
+    uint64_t limit;
+    uint64_t done;   /* instructions of finished blocks (corrected on early exits) */
+    uint8_t *cur_tb; /* the running block, if cur_n != 0 */
+    uint32_t cur_n;  /* its instruction count; 0: no block is running */
+    uint32_t land_pos; /* instructions started in the landing variant */
+    volatile uintptr_t *mem_io_pc;
+
+    int redirect_valid;
+    uint32_t redirect_count;
+    uint64_t redirect_pc;
+
+    uc_engine *uc;
+    uc_hook_add_fn hook_add;
+    uc_hook_del_fn hook_del;
+    uc_emu_stop_fn emu_stop;
+    uc_reg_read_fn reg_read;
+    uc_vmem_read_fn vmem_read;
+    uintptr_t tb_align;
+    int ra_lines;
+    volatile uint16_t *icount_decr_high;
+    uint32_t *cflags_next_tb;
+    volatile uint64_t *eflags; /* env->eflags: IF is kept there, not lazily */
+    volatile uint32_t *hflags; /* env->hflags: HF_INHIBIT_IRQ_MASK is the STI/MOV SS shadow */
+    uintptr_t mem_io_pc_dummy;
+    int window_armed;
+
+    uc_hook h_block, h_intr, h_invalid, h_land;
+    volatile uint64_t *land_begin, *land_end;
+    int hooks_added;
+    int active;
+    int reason;
+    int64_t stop_count;
+
+    /* successors of stopping instructions that carry an exit check */
+    uint64_t *split_set; /* open addressing, 0 = empty */
+    size_t split_cap, split_len;
+    uc_hook *split_hooks;
+    size_t n_split_hooks, cap_split_hooks;
+    uint64_t pending[MAX_PENDING];
+    int n_pending;
+
+    /* statistics; st_inexact counts events after which the count may be wrong */
+    uint64_t st_slow, st_land, st_split, st_smc, st_scans, st_fallback, st_inexact, st_scan_fail, st_skipped,
+        st_window, st_variants;
+
+    /* calibration probe */
+    int probe;
+    int n_probe;
+    struct {
+        uint64_t address;
+        uint32_t size;
+        uintptr_t ra;
+    } probes[N_PROBE];
+} Counter;
+
+static int64_t sleb128(const uint8_t **pp)
+{
+    const uint8_t *p = *pp;
+    int64_t val = 0;
+    int shift = 0;
+    uint8_t byte;
+    do {
+        byte = *p++;
+        val |= (int64_t)(byte & 0x7f) << shift;
+        shift += 7;
+    } while (byte & 0x80);
+    if (shift < 64 && (byte & 0x40)) {
+        val |= -((int64_t)1 << shift);
+    }
+    *pp = p;
+    return val;
+}
+
+/* The TranslationBlock whose host code called us (ra: the return address of
+ * the inline hook call near the start of the TB's code), or NULL. */
+static uint8_t *find_tb(Counter *s, uintptr_t ra, uint64_t address, uint32_t size)
+{
+    uintptr_t c = ra & ~(s->tb_align - 1);
+    for (int i = 0; i < s->ra_lines; i++, c -= s->tb_align) {
+        uint8_t *tb = (uint8_t *)(c - s->tb_hdr);
+        if (TB_PTR(tb, TB_TC_PTR) == c) {
+            if (TB_U64(tb, TB_PC) == address && TB_U16(tb, TB_SIZE) == size) {
+                return tb;
+            }
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* Index of the instruction starting at linear address lin, or -1. */
+static int64_t index_of_pc(const uint8_t *tb, uint64_t lin)
+{
+    const uint8_t *p = (const uint8_t *)TB_PTR(tb, TB_TC_PTR) + TB_PTR(tb, TB_TC_SIZE);
+    uint32_t n = TB_U16(tb, TB_ICOUNT);
+    uint64_t pc = TB_U64(tb, TB_PC);
+    for (uint32_t i = 0; i < n; i++) {
+        pc += (uint64_t)sleb128(&p);
+        (void)sleb128(&p); /* cc_op */
+        (void)sleb128(&p); /* host end offset */
+        if (pc == lin) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Index of the instruction whose host code holds host_pc (QEMU's
+ * cpu_restore_state_from_tb), or -1. */
+static int64_t index_of_host(const uint8_t *tb, uintptr_t host_pc)
+{
+    uintptr_t start = TB_PTR(tb, TB_TC_PTR);
+    const uint8_t *p = (const uint8_t *)start + TB_PTR(tb, TB_TC_SIZE);
+    uint32_t n = TB_U16(tb, TB_ICOUNT);
+    uintptr_t searched = host_pc - GETPC_ADJ;
+    uintptr_t h = start;
+    if (searched < start || searched >= start + TB_PTR(tb, TB_TC_SIZE)) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        (void)sleb128(&p);
+        (void)sleb128(&p);
+        h += (uintptr_t)sleb128(&p);
+        if (h > searched) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* May a hook for this instruction stop the slice? (IN/OUT/INS/OUTS, CPUID,
+ * RDTSC, RDTSCP, SYSCALL, SYSENTER, SYSRET, SYSEXIT.) Over-approximation only
+ * costs an exit check. */
+static int may_exit(const uint8_t *b, size_t avail, int mode64)
+{
+    size_t i = 0;
+    while (i < avail && i < 15) {
+        uint8_t c = b[i];
+        if (c == 0x26 || c == 0x2e || c == 0x36 || c == 0x3e || c == 0x64 || c == 0x65 || c == 0x66 || c == 0x67 ||
+            c == 0xf0 || c == 0xf2 || c == 0xf3 || (mode64 && (c & 0xf0) == 0x40)) {
+            i++;
+            continue;
+        }
+        break;
+    }
+    if (i >= avail) {
+        return 0;
+    }
+    uint8_t op = b[i];
+    if ((op >= 0xe4 && op <= 0xe7) || (op >= 0xec && op <= 0xef) || (op >= 0x6c && op <= 0x6f)) {
+        return 1;
+    }
+    if (op == 0x0f && i + 1 < avail) {
+        uint8_t op2 = b[i + 1];
+        if (op2 == 0xa2 || op2 == 0x31 || op2 == 0x05 || op2 == 0x07 || op2 == 0x34 || op2 == 0x35) {
+            return 1;
+        }
+        if (op2 == 0x01 && i + 2 < avail && b[i + 2] == 0xf9) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* -- the set of addresses that carry an exit check --------------------------- */
+
+static uint64_t hash64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+
+static int split_has(Counter *s, uint64_t v)
+{
+    if (s->split_cap == 0) {
+        return 0;
+    }
+    size_t mask = s->split_cap - 1;
+    for (size_t i = hash64(v) & mask;; i = (i + 1) & mask) {
+        if (s->split_set[i] == v) {
+            return 1;
+        }
+        if (s->split_set[i] == 0) {
+            return 0;
+        }
+    }
+}
+
+static int split_insert(Counter *s, uint64_t v)
+{
+    if ((s->split_len + 1) * 2 > s->split_cap) {
+        size_t cap = s->split_cap ? s->split_cap * 2 : 64;
+        uint64_t *set = PyMem_RawCalloc(cap, sizeof(uint64_t));
+        if (set == NULL) {
+            return -1;
+        }
+        for (size_t k = 0; k < s->split_cap; k++) {
+            uint64_t w = s->split_set[k];
+            if (w != 0) {
+                for (size_t i = hash64(w) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+                    if (set[i] == 0) {
+                        set[i] = w;
+                        break;
+                    }
+                }
+            }
+        }
+        PyMem_RawFree(s->split_set);
+        s->split_set = set;
+        s->split_cap = cap;
+    }
+    size_t mask = s->split_cap - 1;
+    for (size_t i = hash64(v) & mask;; i = (i + 1) & mask) {
+        if (s->split_set[i] == v) {
+            return 0;
+        }
+        if (s->split_set[i] == 0) {
+            s->split_set[i] = v;
+            s->split_len++;
+            return 0;
+        }
+    }
+}
+
+/* First execution of a natural TB: does every stopping instruction that is
+ * not its last carry an exit check after it? If not, queue the addresses
+ * that need one and return 1. */
+static int scan_needs_split(Counter *s, const uint8_t *tb, uint64_t address)
+{
+    uint32_t n = TB_U16(tb, TB_ICOUNT);
+    uint32_t size = TB_U16(tb, TB_SIZE);
+    uint8_t stackbuf[512];
+    uint8_t *buf = stackbuf;
+    int needs = 0;
+    s->st_scans++;
+    if (n <= 1 || size == 0) {
+        return 0;
+    }
+    if (size > sizeof(stackbuf)) {
+        buf = PyMem_RawMalloc(size);
+        if (buf == NULL) {
+            s->st_scan_fail++;
+            s->st_inexact++;
+            return 0;
+        }
+    }
+    if (s->vmem_read(s->uc, address, UC_PROT_EXEC, buf, size) != 0) {
+        s->st_scan_fail++;
+        s->st_inexact++;
+        goto out;
+    }
+    {
+        const uint8_t *p = (const uint8_t *)TB_PTR(tb, TB_TC_PTR) + TB_PTR(tb, TB_TC_SIZE);
+        uint64_t pc = TB_U64(tb, TB_PC);
+        int mode64 = (TB_U32(tb, TB_FLAGS) & HF_CS64_MASK) != 0;
+        int stopping = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            pc += (uint64_t)sleb128(&p);
+            (void)sleb128(&p);
+            (void)sleb128(&p);
+            if (stopping) {
+                /* pc follows a stopping instruction (code hooks are bounded
+                 * by linear addresses, like TB pcs). */
+                if (!split_has(s, pc)) {
+                    int seen = 0;
+                    for (int k = 0; k < s->n_pending; k++) {
+                        seen |= s->pending[k] == pc;
+                    }
+                    if (!seen && s->n_pending < MAX_PENDING) {
+                        s->pending[s->n_pending++] = pc;
+                    }
+                    needs = 1;
+                }
+            }
+            uint64_t off = pc - address;
+            if (off >= size) {
+                s->st_scan_fail++;
+                s->st_inexact++;
+                break;
+            }
+            stopping = may_exit(buf + off, size - off, mode64);
+        }
+    }
+out:
+    if (buf != stackbuf) {
+        PyMem_RawFree(buf);
+    }
+    return needs;
+}
+
+static uint64_t read_rip(Counter *s)
+{
+    uint64_t rip = 0;
+    s->reg_read(s->uc, UC_X86_REG_RIP, &rip);
+    return rip;
+}
+
+static int cur_ok(Counter *s)
+{
+    const uint8_t *tb = s->cur_tb;
+    return tb != NULL && TB_PTR(tb, TB_TC_PTR) == (uintptr_t)tb + s->tb_hdr && TB_U16(tb, TB_ICOUNT) == s->cur_n;
+}
+
+/* Instructions started in the running block, including the current one. */
+static uint64_t started_in_block(Counter *s)
+{
+    if (!cur_ok(s)) {
+        s->st_inexact++;
+        return s->cur_n;
+    }
+    const uint8_t *tb = s->cur_tb;
+    int64_t i = index_of_pc(tb, read_rip(s) + TB_U64(tb, TB_CS_BASE));
+    uintptr_t h = *s->mem_io_pc;
+    if (h != 0) {
+        int64_t j = index_of_host(tb, h);
+        if (j > i) {
+            i = j;
+        }
+    }
+    if (i < 0) {
+        return s->cur_n; /* past the block's last instruction (a trap such as int n) */
+    }
+    return (uint64_t)i + 1;
+}
+
+static uint64_t in_slice_now(Counter *s)
+{
+    if (s->cur_n == 0) {
+        return s->done;
+    }
+    return s->done + started_in_block(s);
+}
+
+static void update_fast(Counter *s)
+{
+    s->fast = s->active && !s->probe && !s->redirect_valid && s->stop_count < 0 && !s->window_armed &&
+              s->reason == REASON_NONE && !s->land_active;
+}
+
+static void stop(Counter *s, int reason)
+{
+    s->reason = reason;
+    s->fast = 0;
+    s->emu_stop(s->uc);
+}
+
+static void park_landing(Counter *s)
+{
+    s->land_active = 0;
+    *s->land_begin = PARKED;
+    *s->land_end = PARKED;
+    update_fast(s);
+}
+
+static void enter(Counter *s, uint8_t *tb, uint32_t n)
+{
+    s->cur_tb = tb;
+    s->cur_n = n;
+    *s->mem_io_pc = 0;
+}
+
+static __attribute__((noinline)) void on_block_slow(Counter *s, uintptr_t ra, uint64_t address, uint32_t size)
+{
+    if (s->probe && s->n_probe < N_PROBE) {
+        s->probes[s->n_probe].address = address;
+        s->probes[s->n_probe].size = size;
+        s->probes[s->n_probe].ra = ra;
+        s->n_probe++;
+    }
+    if (!s->active) {
+        return;
+    }
+    if (*s->icount_decr < 0) {
+        /* Unicorn leaves this TB before its first instruction (a stop, an
+         * exit request): it does not run. */
+        s->st_skipped++;
+        return;
+    }
+    s->st_slow++;
+    uint8_t *tb = find_tb(s, ra, address, size);
+    if (tb == NULL) {
+        /* Not called inline: another UC_HOOK_BLOCK hook exists. We cannot
+         * see which TB runs, so nothing here is exact any more. */
+        s->st_fallback++;
+        s->st_inexact++;
+        stop(s, REASON_LIMIT);
+        return;
+    }
+    uint32_t n = TB_U16(tb, TB_ICOUNT);
+    uint32_t forced = TB_U32(tb, TB_CFLAGS) & CF_COUNT_MASK;
+    int ours = s->redirect_valid && s->redirect_pc == address && s->redirect_count == forced;
+    if (s->redirect_valid && !ours) {
+        s->st_inexact++;
+    }
+    s->redirect_valid = 0;
+    update_fast(s);
+
+    /* The previous block is finished: normally all of it ran. */
+    if (s->cur_n != 0) {
+        uint64_t k = s->land_active ? s->land_pos : s->cur_n;
+        if (forced == 1 && !ours) {
+            /* QEMU's precise-SMC path left the previous block at the store
+             * now re-executed alone. Count mode counted the store there. */
+            s->st_smc++;
+            int64_t i = cur_ok(s) ? index_of_pc(s->cur_tb, address) : -1;
+            if (i >= 0) {
+                k = (uint64_t)i + 1;
+            } else {
+                s->st_inexact++;
+            }
+        }
+        s->done += k;
+        s->cur_n = 0;
+    }
+    if (s->land_active) {
+        park_landing(s);
+    }
+    if (n == 0) {
+        s->st_inexact++;
+        return;
+    }
+
+    if (s->window_armed && (*s->eflags & IF_MASK) && !(*s->hflags & HF_INHIBIT_IRQ_MASK) && s->stop_count < 0) {
+        /* An interrupt waits for IF=1: stop before the first block that
+         * starts with IF=1 outside an STI/MOV SS shadow, as the vCPU's block
+         * hook does in count mode (Vcpu._on_window_block). Every instruction
+         * that sets IF ends its TB, so this is where the CPU takes it. */
+        s->st_window++;
+        s->stop_count = (int64_t)s->done;
+        stop(s, REASON_WINDOW);
+        return;
+    }
+
+    uintptr_t mark = TB_PTR(tb, TB_ORIG);
+    if (ours) {
+        /* The landing variant we asked for: the landing hook counts. */
+        if (mark == 0) {
+            TB_PTR(tb, TB_ORIG) = MARK_LANDING;
+            s->st_variants++;
+        }
+        *s->land_begin = address;
+        *s->land_end = address + size - 1;
+        s->land_active = 1;
+        s->land_pos = 0;
+        update_fast(s);
+        enter(s, tb, n);
+        return;
+    }
+    if (mark == 0) {
+        if (forced != 0) {
+            mark = MARK_FORCED;
+        } else if (scan_needs_split(s, tb, address)) {
+            /* Stopping instructions in the middle without exit checks:
+             * add them (outside emulation) and retranslate. */
+            s->st_split++;
+            stop(s, REASON_SPLIT);
+            return;
+        } else {
+            mark = MARK_CLEAN;
+        }
+        TB_PTR(tb, TB_ORIG) = mark;
+    }
+    if (s->done + n > s->limit) {
+        if (s->done == s->limit) {
+            stop(s, REASON_LIMIT);
+            return;
+        }
+        /* Land inside this block: come back in its landing variant. */
+        s->st_land++;
+        *s->land_begin = address;
+        *s->land_end = address + size - 1;
+        *s->cflags_next_tb = n;
+        s->redirect_valid = 1;
+        s->redirect_pc = address;
+        s->redirect_count = n;
+        update_fast(s);
+        *s->icount_decr_high = 0xffff;
+        return;
+    }
+    enter(s, tb, n);
+}
+
+/* Called inline from every translation block before its first instruction.
+ * The common case -- a known TB that ends before the deadline -- costs a
+ * dozen loads; everything else goes to on_block_slow. */
+static void on_block(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
+{
+    Counter *s = (Counter *)ud;
+    uintptr_t ra = (uintptr_t)__builtin_return_address(0);
+    (void)uc;
+    if (LIKELY(s->fast) && LIKELY(*s->icount_decr >= 0)) {
+        uintptr_t c = ra & s->align_mask;
+        uint8_t *tb = (uint8_t *)(c - s->tb_hdr);
+        if (LIKELY(TB_PTR(tb, TB_TC_PTR) == c && TB_U64(tb, TB_PC) == address && TB_PTR(tb, TB_ORIG) == MARK_CLEAN)) {
+            uint32_t n = TB_U16(tb, TB_ICOUNT);
+            uint64_t done = s->done + s->cur_n;
+            if (LIKELY(done + n <= s->limit)) {
+                s->done = done;
+                s->cur_tb = tb;
+                s->cur_n = n;
+                *s->mem_io_pc = 0;
+                return;
+            }
+        }
+    }
+    on_block_slow(s, ra, address, size);
+}
+
+/* Before each instruction of a landing variant: stop before the first one
+ * past the deadline (Unicorn checks for exit right after this hook). */
+static void on_land(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
+{
+    Counter *s = (Counter *)ud;
+    (void)uc;
+    (void)address;
+    (void)size;
+    if (!s->land_active || *s->icount_decr < 0) {
+        return;
+    }
+    if (s->done + s->land_pos >= s->limit) {
+        s->done += s->land_pos;
+        s->cur_n = 0;
+        park_landing(s);
+        stop(s, REASON_LIMIT);
+        return;
+    }
+    s->land_pos++;
+}
+
+/* The hook after a stopping instruction: its exit check is what counts. */
+static void on_split(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
+{
+    (void)uc;
+    (void)address;
+    (void)size;
+    (void)ud;
+}
+
+/* An exception left the running block: keep the instructions that started. */
+static void fold_exit(Counter *s)
+{
+    if (!s->active || s->cur_n == 0) {
+        return;
+    }
+    uint64_t k = s->cur_n;
+    if (cur_ok(s)) {
+        int64_t i = index_of_pc(s->cur_tb, read_rip(s) + TB_U64(s->cur_tb, TB_CS_BASE));
+        if (i >= 0) {
+            k = (uint64_t)i + 1;
+        }
+    } else {
+        s->st_inexact++;
+    }
+    s->done += k;
+    s->cur_n = 0;
+    if (s->land_active) {
+        park_landing(s);
+    }
+}
+
+static void on_intr(uc_engine *uc, uint32_t intno, void *ud)
+{
+    (void)uc;
+    (void)intno;
+    fold_exit((Counter *)ud);
+}
+
+static int on_invalid(uc_engine *uc, void *ud)
+{
+    (void)uc;
+    fold_exit((Counter *)ud);
+    return 0; /* not handled: the VMM's own hook delivers #UD */
+}
+
+/* ---------------------------------------------------------------- Python */
+
+static void Counter_dealloc(Counter *s)
+{
+    /* The owner removes the hooks (uninstall) or closes the engine first; a
+     * Counter must outlive its engine's emulation (native.py keeps it on the
+     * Uc object). */
+    PyMem_RawFree(s->split_set);
+    PyMem_RawFree(s->split_hooks);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static int Counter_init(Counter *s, PyObject *args, PyObject *kwds)
+{
+    unsigned long long uc, hook_add, hook_del, emu_stop, reg_read, vmem_read;
+    unsigned long long icount_decr, cflags_next_tb, mem_io_pc, eflags, hflags;
+    unsigned int tb_align, tb_hdr;
+    int ra_lines;
+    static char *kwlist[] = {"uc",       "hook_add",    "hook_del",       "emu_stop",  "reg_read", "vmem_read",
+                             "tb_align", "tb_hdr",      "ra_lines",       "icount_decr", "cflags_next_tb",
+                             "mem_io_pc", "eflags",     "hflags", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKKKKKIIiKKKKK", kwlist, &uc, &hook_add, &hook_del, &emu_stop,
+                                     &reg_read, &vmem_read, &tb_align, &tb_hdr, &ra_lines, &icount_decr,
+                                     &cflags_next_tb, &mem_io_pc, &eflags, &hflags)) {
+        return -1;
+    }
+    if (tb_align == 0 || (tb_align & (tb_align - 1)) != 0 || ra_lines <= 0 || !uc || !icount_decr ||
+        !cflags_next_tb || !eflags || !hflags) {
+        PyErr_SetString(PyExc_ValueError, "bad native counter layout");
+        return -1;
+    }
+    s->uc = (uc_engine *)(uintptr_t)uc;
+    s->hook_add = (uc_hook_add_fn)(uintptr_t)hook_add;
+    s->hook_del = (uc_hook_del_fn)(uintptr_t)hook_del;
+    s->emu_stop = (uc_emu_stop_fn)(uintptr_t)emu_stop;
+    s->reg_read = (uc_reg_read_fn)(uintptr_t)reg_read;
+    s->vmem_read = (uc_vmem_read_fn)(uintptr_t)vmem_read;
+    s->tb_align = tb_align;
+    s->align_mask = ~((uintptr_t)tb_align - 1);
+    s->tb_hdr = tb_hdr;
+    s->ra_lines = ra_lines;
+    s->icount_decr = (volatile int32_t *)(uintptr_t)icount_decr;
+    s->icount_decr_high = (volatile uint16_t *)((uintptr_t)icount_decr + 2); /* little endian */
+    s->cflags_next_tb = (uint32_t *)(uintptr_t)cflags_next_tb;
+    s->mem_io_pc = mem_io_pc ? (volatile uintptr_t *)(uintptr_t)mem_io_pc : &s->mem_io_pc_dummy;
+    s->eflags = (volatile uint64_t *)(uintptr_t)eflags;
+    s->hflags = (volatile uint32_t *)(uintptr_t)hflags;
+    s->stop_count = -1;
+    return 0;
+}
+
+static PyObject *Counter_install(Counter *s, PyObject *Py_UNUSED(ignored))
+{
+    if (s->hooks_added) {
+        Py_RETURN_NONE;
+    }
+    /* Exception hooks first: they must see RIP before the VMM's hooks
+     * deliver the exception and move it. */
+    if (s->hook_add(s->uc, &s->h_intr, UC_HOOK_INTR, (void *)on_intr, s, 1, 0) != 0 ||
+        s->hook_add(s->uc, &s->h_invalid, UC_HOOK_INSN_INVALID, (void *)on_invalid, s, 1, 0) != 0 ||
+        s->hook_add(s->uc, &s->h_block, UC_HOOK_BLOCK, (void *)on_block, s, 1, 0) != 0 ||
+        s->hook_add(s->uc, &s->h_land, UC_HOOK_CODE, (void *)on_land, s, PARKED, PARKED) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "Unicorn refused the native counter's hooks");
+        return NULL;
+    }
+    s->hooks_added = 1;
+    s->land_begin = (volatile uint64_t *)((uint8_t *)s->h_land + HOOK_BEGIN);
+    s->land_end = (volatile uint64_t *)((uint8_t *)s->h_land + HOOK_END);
+    if (*s->land_begin != PARKED || *s->land_end != PARKED) {
+        PyErr_SetString(PyExc_RuntimeError, "Unicorn's hook structure is not laid out as expected");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Counter_uninstall(Counter *s, PyObject *Py_UNUSED(ignored))
+{
+    if (s->hooks_added) {
+        s->hook_del(s->uc, s->h_block);
+        s->hook_del(s->uc, s->h_intr);
+        s->hook_del(s->uc, s->h_invalid);
+        s->hook_del(s->uc, s->h_land);
+        for (size_t i = 0; i < s->n_split_hooks; i++) {
+            s->hook_del(s->uc, s->split_hooks[i]);
+        }
+        s->n_split_hooks = 0;
+        s->split_len = 0;
+        if (s->split_set != NULL) {
+            memset(s->split_set, 0, s->split_cap * sizeof(uint64_t));
+        }
+        s->hooks_added = 0;
+    }
+    s->active = 0;
+    update_fast(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Counter_begin(Counter *s, PyObject *arg)
+{
+    unsigned long long limit = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!s->hooks_added) {
+        PyErr_SetString(PyExc_RuntimeError, "native counter not installed");
+        return NULL;
+    }
+    s->limit = limit;
+    s->done = 0;
+    s->cur_n = 0;
+    s->cur_tb = NULL;
+    s->redirect_valid = 0;
+    s->reason = REASON_NONE;
+    s->stop_count = -1;
+    s->n_pending = 0;
+    s->active = 1;
+    park_landing(s);
+    update_fast(s);
+    Py_RETURN_NONE;
+}
+
+/* Before emu_start again inside the same slice (after a split). */
+static PyObject *Counter_resume(Counter *s, PyObject *Py_UNUSED(ignored))
+{
+    s->reason = REASON_NONE;
+    s->redirect_valid = 0;
+    s->active = 1;
+    park_landing(s);
+    update_fast(s);
+    Py_RETURN_NONE;
+}
+
+/* Add the exit checks a split asked for; the caller flushes the TBs. */
+static PyObject *Counter_apply_splits(Counter *s, PyObject *Py_UNUSED(ignored))
+{
+    int added = 0;
+    for (int k = 0; k < s->n_pending; k++) {
+        uint64_t v = s->pending[k];
+        if (split_has(s, v)) {
+            continue;
+        }
+        if (s->n_split_hooks == s->cap_split_hooks) {
+            size_t cap = s->cap_split_hooks ? s->cap_split_hooks * 2 : 64;
+            uc_hook *hooks = PyMem_RawRealloc(s->split_hooks, cap * sizeof(uc_hook));
+            if (hooks == NULL) {
+                return PyErr_NoMemory();
+            }
+            s->split_hooks = hooks;
+            s->cap_split_hooks = cap;
+        }
+        uc_hook h;
+        if (s->hook_add(s->uc, &h, UC_HOOK_CODE, (void *)on_split, s, v, v) != 0) {
+            PyErr_SetString(PyExc_RuntimeError, "Unicorn refused an exit-check hook");
+            return NULL;
+        }
+        s->split_hooks[s->n_split_hooks++] = h;
+        if (split_insert(s, v) < 0) {
+            return PyErr_NoMemory();
+        }
+        added++;
+    }
+    s->n_pending = 0;
+    return PyLong_FromLong(added);
+}
+
+/* End of emu_start: (executed, reason). */
+static PyObject *Counter_end(Counter *s, PyObject *Py_UNUSED(ignored))
+{
+    s->active = 0;
+    park_landing(s);
+    update_fast(s);
+    if (s->stop_count >= 0) {
+        return Py_BuildValue("(Ki)", (unsigned long long)s->stop_count,
+                             s->reason == REASON_WINDOW ? REASON_WINDOW : REASON_USER);
+    }
+    uint64_t executed = s->done + s->cur_n;
+    return Py_BuildValue("(Ki)", (unsigned long long)executed, s->reason);
+}
+
+static PyObject *Counter_in_slice(Counter *s, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLongLong(in_slice_now(s));
+}
+
+static PyObject *Counter_mark_stop(Counter *s, PyObject *Py_UNUSED(ignored))
+{
+    if (s->stop_count < 0) {
+        s->stop_count = (int64_t)in_slice_now(s);
+        update_fast(s);
+    }
+    return PyLong_FromLongLong(s->stop_count);
+}
+
+static PyObject *Counter_inexact(Counter *s, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLongLong(s->st_inexact);
+}
+
+static PyObject *Counter_set_window(Counter *s, PyObject *arg)
+{
+    s->window_armed = PyObject_IsTrue(arg);
+    update_fast(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Counter_stats(Counter *s, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsn}", "window_stops", (unsigned long long)s->st_window,
+                         "slow_blocks", (unsigned long long)s->st_slow, "landings", (unsigned long long)s->st_land,
+                         "landing_variants", (unsigned long long)s->st_variants, "splits",
+                         (unsigned long long)s->st_split, "smc", (unsigned long long)s->st_smc, "scans",
+                         (unsigned long long)s->st_scans, "fallbacks", (unsigned long long)s->st_fallback,
+                         "inexact", (unsigned long long)s->st_inexact, "scan_failures",
+                         (unsigned long long)s->st_scan_fail, "skipped", (unsigned long long)s->st_skipped,
+                         "exit_checks", (Py_ssize_t)s->n_split_hooks);
+}
+
+static PyObject *Counter_set_probe(Counter *s, PyObject *arg)
+{
+    s->probe = PyObject_IsTrue(arg);
+    s->n_probe = 0;
+    update_fast(s);
+    Py_RETURN_NONE;
+}
+
+/* Calibration: for each recorded block hook, (address, size, tb or 0,
+ * icount, cflags, (instruction addresses...)) under the current layout. */
+static PyObject *Counter_probe_records(Counter *s, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (int k = 0; k < s->n_probe; k++) {
+        uint8_t *tb = find_tb(s, s->probes[k].ra, s->probes[k].address, s->probes[k].size);
+        PyObject *item;
+        if (tb == NULL) {
+            item = Py_BuildValue("(KIKIIO)", (unsigned long long)s->probes[k].address, s->probes[k].size, 0ULL, 0u,
+                                 0u, Py_None);
+        } else {
+            uint32_t n = TB_U16(tb, TB_ICOUNT);
+            PyObject *pcs = PyTuple_New(n);
+            if (pcs == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            const uint8_t *p = (const uint8_t *)TB_PTR(tb, TB_TC_PTR) + TB_PTR(tb, TB_TC_SIZE);
+            uint64_t pc = TB_U64(tb, TB_PC);
+            for (uint32_t i = 0; i < n; i++) {
+                pc += (uint64_t)sleb128(&p);
+                (void)sleb128(&p);
+                (void)sleb128(&p);
+                PyTuple_SET_ITEM(pcs, i, PyLong_FromUnsignedLongLong(pc));
+            }
+            item = Py_BuildValue("(KIKIIN)", (unsigned long long)s->probes[k].address, s->probes[k].size,
+                                 (unsigned long long)(uintptr_t)tb, n, TB_U32(tb, TB_CFLAGS), pcs);
+        }
+        if (item == NULL || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return out;
+}
+
+static PyMethodDef Counter_methods[] = {
+    {"install", (PyCFunction)Counter_install, METH_NOARGS, "Add the block, code and exception hooks."},
+    {"uninstall", (PyCFunction)Counter_uninstall, METH_NOARGS, "Remove the hooks."},
+    {"begin", (PyCFunction)Counter_begin, METH_O, "Start a slice of at most N instructions."},
+    {"resume", (PyCFunction)Counter_resume, METH_NOARGS, "Before emu_start again in the same slice."},
+    {"apply_splits", (PyCFunction)Counter_apply_splits, METH_NOARGS, "Add pending exit checks (then flush)."},
+    {"end", (PyCFunction)Counter_end, METH_NOARGS, "After emu_start: (executed, reason)."},
+    {"in_slice", (PyCFunction)Counter_in_slice, METH_NOARGS, "Instructions started in this slice."},
+    {"mark_stop", (PyCFunction)Counter_mark_stop, METH_NOARGS, "A hook stops the slice after this instruction."},
+    {"inexact", (PyCFunction)Counter_inexact, METH_NOARGS, "Events after which the count may be wrong."},
+    {"set_window", (PyCFunction)Counter_set_window, METH_O, "Stop before the first block entered with IF=1."},
+    {"stats", (PyCFunction)Counter_stats, METH_NOARGS, "Counters for tests and diagnostics."},
+    {"set_probe", (PyCFunction)Counter_set_probe, METH_O, "Record block hooks for calibration."},
+    {"probe_records", (PyCFunction)Counter_probe_records, METH_NOARGS, "Recorded blocks (calibration)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject CounterType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "replayvm.engine._nativecount.Counter",
+    .tp_basicsize = sizeof(Counter),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Native exact instruction counter for one Unicorn engine.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Counter_init,
+    .tp_dealloc = (destructor)Counter_dealloc,
+    .tp_methods = Counter_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_nativecount", "Native exact instruction counting for ReplayVM (issue 9).", -1, NULL,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__nativecount(void)
+{
+    if (PyType_Ready(&CounterType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&CounterType);
+    if (PyModule_AddObject(m, "Counter", (PyObject *)&CounterType) < 0) {
+        Py_DECREF(&CounterType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "REASON_NONE", REASON_NONE);
+    PyModule_AddIntConstant(m, "REASON_LIMIT", REASON_LIMIT);
+    PyModule_AddIntConstant(m, "REASON_USER", REASON_USER);
+    PyModule_AddIntConstant(m, "REASON_WINDOW", REASON_WINDOW);
+    PyModule_AddIntConstant(m, "REASON_SPLIT", REASON_SPLIT);
+    return m;
+}

@@ -1,0 +1,132 @@
+"""Free-running Unicorn, count mode and the native counter on one image, in one run.
+
+Each side boots the image bare (PVH entry state, RAM, no devices): an IN
+hook answers all-ones so serial polling finds the transmitter ready, and an
+OUT to isa-debug-exit (0xf4) ends the run. The free-running side has no
+counter at all (it cannot stop at an instruction count, so every side runs
+the guest to its exit); count mode and native mode run it in slices of
+``slice_insns`` and must agree on the instruction count. Rates are printed
+by ``replayvm bench``; tests never assert on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_64, UC_PROT_ALL, Uc
+from unicorn.x86_const import UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_EBX, UC_X86_REG_RIP
+
+from replayvm.boot.pvh import plan_pvh_boot
+from replayvm.engine.icount import UNTIL_NEVER, CountModeCounter
+from replayvm.engine.memory import GuestRam
+from replayvm.host import monotonic
+
+DEBUG_EXIT_PORT = 0xF4
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRate:
+    engine: str
+    instructions: int
+    seconds: float
+
+    @property
+    def mips(self) -> float:
+        return self.instructions / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+
+def _boot_context(image: bytes, cmdline: str, ram: GuestRam) -> object:
+    from replayvm.engine.vcpu import Vcpu
+
+    plan = plan_pvh_boot(image, ram.size, cmdline)
+    for paddr, data in plan.writes:
+        ram.write(paddr, data)
+    setup = Vcpu(ram, pio_read=lambda p, s: 0xFFFFFFFF, pio_write=lambda p, s, v: None)
+    setup.enter_protected_mode_flat(plan.entry, {UC_X86_REG_EBX: plan.start_info})
+    return setup.uc.context_save()
+
+
+def _bare(ram: GuestRam, ctx: object, engine: str) -> tuple[Uc, object, list[bool]]:
+    from replayvm.engine.native import NativeCounter
+
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map_ptr(0, ram.size, UC_PROT_ALL, ram.address)
+    uc.ctl_exits_enabled(True)
+    uc.ctl_set_exits([])
+    uc.context_restore(ctx)
+    counter: object = None
+    if engine == "native":
+        counter = NativeCounter(uc)
+    elif engine == "count":
+        counter = CountModeCounter(uc)
+    exited = [False]
+
+    def on_in(uc: Uc, port: int, size: int, _ud: object) -> int:
+        return 0xFFFFFFFF
+
+    def on_out(uc: Uc, port: int, size: int, value: int, _ud: object) -> None:
+        if port == DEBUG_EXIT_PORT:
+            exited[0] = True
+            if counter is not None:
+                counter.mark_stop()  # type: ignore[attr-defined]
+            uc.emu_stop()
+
+    uc.hook_add(UC_HOOK_INSN, on_in, None, 1, 0, UC_X86_INS_IN)
+    uc.hook_add(UC_HOOK_INSN, on_out, None, 1, 0, UC_X86_INS_OUT)
+    return uc, counter, exited
+
+
+def run_engine(
+    image: bytes, cmdline: str, engine: str, *, memory_mib: int = 64, slice_insns: int = 2_000_000
+) -> EngineRate:
+    """Run ``image`` to its debug exit with ``engine`` in {"free", "count", "native"}."""
+    ram = GuestRam(memory_mib << 20)
+    ctx = _boot_context(image, cmdline, ram)
+    uc, counter, exited = _bare(ram, ctx, engine)
+    done = 0
+    t0 = monotonic()
+    if counter is None:
+        uc.emu_start(uc.reg_read(UC_X86_REG_RIP), UNTIL_NEVER)
+    else:
+        while not exited[0]:
+            executed, early = counter.run(uc.reg_read(UC_X86_REG_RIP), slice_insns)  # type: ignore[attr-defined]
+            done += executed
+            if early and not exited[0]:
+                break  # halted
+    seconds = monotonic() - t0
+    return EngineRate(engine, done, seconds)
+
+
+def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repeat: int = 1) -> dict[str, object]:
+    """Rates of free-running, count mode and native mode on the same image.
+
+    With ``repeat`` > 1 each side runs that many times (interleaved) and its
+    fastest run counts. The free-running side is credited with the
+    instruction count the counted sides measured (they must agree, or this
+    raises ``AssertionError``)."""
+    from replayvm.engine.native import native_available
+
+    ok, why = native_available()
+    engines = ("free", "count", "native") if ok else ("free", "count")
+    best: dict[str, EngineRate] = {}
+    for _ in range(max(1, repeat)):
+        for name in engines:
+            rate = run_engine(image, cmdline, name, memory_mib=memory_mib)
+            if name not in best or rate.seconds < best[name].seconds:
+                best[name] = rate
+    count, native = best["count"], best.get("native")
+    if native is not None and native.instructions != count.instructions:
+        raise AssertionError(f"native counted {native.instructions} instructions, count mode {count.instructions}")
+    free = EngineRate("free", count.instructions, best["free"].seconds)
+    sides = [free, count] + ([native] if native is not None else [])
+    result: dict[str, object] = {
+        "instructions": count.instructions,
+        "repeat": max(1, repeat),
+        "sides": [{"engine": s.engine, "seconds": round(s.seconds, 4), "mips": round(s.mips, 1)} for s in sides],
+        "count_vs_free": round(count.mips / free.mips, 3) if free.mips else 0.0,
+    }
+    if native is not None:
+        result["native_vs_free"] = round(native.mips / free.mips, 3) if free.mips else 0.0
+    else:
+        result["native_unavailable"] = why
+    return result
