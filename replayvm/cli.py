@@ -394,8 +394,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
         print(f"  checkpoint memory {timeline['checkpoint_memory_mib']} MiB")
         return 0
-    image, _, default_cmdline = resolve_image("crc")
-    cmdline = args.cmdline if args.cmdline is not None else (default_cmdline or "")
+    image, _, _ = resolve_image("crc")
+    cmdline = args.cmdline if args.cmdline is not None else "work=4"  # ~6.5e8 insns: fixed costs amortized
     report = bench(image, cmdline)
     from replayvm.engine.nativebench import bench_engines
 
@@ -631,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="instructions between state digests (default 2097152); smaller finds a divergence closer",
+        help="instructions between state digests (default 16777216); smaller finds a divergence closer",
     )
     _machine_options(rec)
     rec.set_defaults(func=cmd_record)

@@ -119,6 +119,26 @@ def test_linux_session_records_replays_exactly_and_matches_qemu(tmp_path: Path) 
     assert replay.stdout == record.stdout
     assert "replay matched the recording" in replay.stderr.decode()
 
+    # Debug it backwards, inside the kernel: a late position, reverse-stepi then stepi
+    # gives the same registers, and a kernel breakpoint is hit going backwards.
+    from replayvm.session.timeline import DebugSession
+
+    session = DebugSession.open(tmp_path / "linux.rvr", checkpoint_interval=50_000_000)
+    end = session.recorded_end
+    assert end is not None
+    late = end - 2_000_000
+    session.seek(late)
+    regs = session.registers()
+    assert regs["rip"] >= 0xFFFF_FFFF_8000_0000 or regs["cs"] & 3  # kernel text, or user space
+    session.reverse_stepi()
+    session.stepi()
+    assert (session.icount, session.registers()) == (late, regs)
+    session.seek(end - 100)
+    bp = session.add_breakpoint(regs["rip"])
+    back = session.reverse_cont()
+    assert (back.reason, back.rip) == ("breakpoint", regs["rip"]) and late <= back.icount < end - 100
+    session.delete(bp.number)
+
     # QEMU prints the same user-space session for the same kernel, initramfs and commands.
     if shutil.which("qemu-system-x86_64") is not None:
         assert session_lines(qemu_session(ASSETS, COMMANDS)) == lines
