@@ -400,6 +400,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from replayvm.engine.nativebench import bench_engines
 
     report["engines"] = bench_engines(image, cmdline)
+    from replayvm.bench import bench_io
+
+    report["io"] = bench_io()
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -420,6 +423,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f", native / free = {engines['native_vs_free']:.3f}")  # type: ignore[index]
     else:
         print("  (native counter not built)")
+    io = report["io"]
+    print("guest I/O, full virtualization vs paravirtual (wall time of the whole run):")
+    for label, key in (("UART (16550)", "uart"), ("virtio-blk", "virtio_blk")):
+        side = io[key]  # type: ignore[index]
+        print(
+            f"  {label:<13} {side['mib']:>7} MiB  {side['seconds']:8.3f} s  {side['mib_per_s']:9} MiB/s  "
+            f"{side['exits_per_mib']:>10} exits/MiB"
+        )
     return 0
 
 
