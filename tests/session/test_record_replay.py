@@ -188,6 +188,19 @@ def test_stats_shows_paravirtual_io_exits_far_less_per_kib(tmp_path: Path) -> No
     assert "exits/KiB" in text and "phase post 0x02" in text
 
 
+def udp_echo_reply(frame: bytes) -> bytes:
+    """The reply of a UDP echo service at 10.0.2.2 to an IPv4 UDP frame."""
+    eth, ip, udp = frame[:14], bytearray(frame[14:34]), bytearray(frame[34:])
+    ip[12:16], ip[16:20] = ip[16:20], ip[12:16]
+    ip[10:12] = b"\0\0"
+    words = sum(int.from_bytes(ip[i : i + 2], "big") for i in range(0, 20, 2))
+    while words >> 16:
+        words = (words & 0xFFFF) + (words >> 16)
+    ip[10:12] = (~words & 0xFFFF).to_bytes(2, "big")
+    udp[0:2], udp[2:4] = udp[2:4], udp[0:2]
+    return eth[6:12] + b"\x52\x55\x0a\x00\x02\x02" + eth[12:14] + bytes(ip) + bytes(udp)
+
+
 def test_net_through_a_udp_tunnel_records_real_traffic_and_replays_without_it(tmp_path: Path) -> None:
     """A local peer plays the gateway over UDP (QEMU -netdev dgram framing: one frame per
     datagram); the replay has no peer and gets the frames from the recording."""
@@ -214,6 +227,10 @@ def test_net_through_a_udp_tunnel_records_real_traffic_and_replays_without_it(tm
                 frame, addr = peer.recvfrom(65535)
             except TimeoutError:
                 continue
+            if len(frame) >= 42 and frame[12:14] == b"\x08\x00" and frame[23] == 17 and frame[36:38] == b"\x00\x07":
+                peer.sendto(udp_echo_reply(frame), addr)  # the UDP echo service (port 7) of the gateway
+                served.append(len(frame))
+                continue
             gateway.transmit(frame)
             while (reply := gateway.peek_rx()) is not None:
                 gateway.pop_rx()
@@ -236,6 +253,8 @@ def test_net_through_a_udp_tunnel_records_real_traffic_and_replays_without_it(tm
                 f"udp:{vm_port}:127.0.0.1:{peer.getsockname()[1]}",
                 "--net-pcap",
                 str(pcap),
+                "--cmdline",
+                "udp=7",
             ],
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -247,12 +266,13 @@ def test_net_through_a_udp_tunnel_records_real_traffic_and_replays_without_it(tm
         thread.join(timeout=5)
         peer.close()
     assert recorded.returncode == catalog.expected_status("net"), recorded.stderr
-    assert catalog.deterministic_lines(recorded.stdout) == catalog.expected_output("net")
-    assert len(served) == 4  # the ARP reply and three echo replies crossed a real socket
+    expected = catalog.expected_output("net") + "net: udp echo from 10.0.2.2:7: 30 bytes, payload matches\n"
+    assert catalog.deterministic_lines(recorded.stdout) == expected
+    assert len(served) == 5  # the ARP reply, three echo replies and the UDP echo crossed a real socket
     _, frames = parse_pcap(pcap.read_bytes())
-    assert len(frames) == 8  # four out, four in
+    assert len(frames) == 10  # five out, five in
     with RecordingReader(rec) as reader:
-        assert reader.summary().event_counts.get("net-rx") == 4
+        assert reader.summary().event_counts.get("net-rx") == 5
     replayed = subprocess.run(
         [*EXE, "replay", str(rec)], stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=120
     )

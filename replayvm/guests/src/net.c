@@ -190,9 +190,50 @@ static bool await_reply(uint16_t seq, unsigned *ttl, unsigned *bytes)
     }
 }
 
+/* UDP echo through a host tunnel (udp=PORT): a datagram to 10.0.2.2:PORT must come back unchanged. */
+#define UDP_SPORT 40000
+static bool udp_echo(uint16_t port, unsigned *bytes)
+{
+    static const char message[] = "hello from the guest over udp";
+    size_t n = eth_header(frame, gateway_mac, ETH_P_IP);
+    uint8_t *ip = frame + n, *udp = ip + 20;
+    uint16_t total = 20 + 8 + sizeof(message);
+
+    memset(ip, 0, 28);
+    ip[0] = 0x45;
+    put16(ip + 2, total);
+    ip[8] = 64;
+    ip[9] = 17; /* IPPROTO_UDP */
+    memcpy(ip + 12, guest_ip, 4);
+    memcpy(ip + 16, gateway_ip, 4);
+    put16(ip + 10, inet_checksum(ip, 20));
+    put16(udp, UDP_SPORT);
+    put16(udp + 2, port);
+    put16(udp + 4, 8 + sizeof(message));
+    put16(udp + 6, 0); /* no UDP checksum (IPv4 allows it) */
+    memcpy(udp + 8, message, sizeof(message));
+    virtio_net_send(&net, frame, n + total);
+    for (;;) {
+        int len = receive();
+        const uint8_t *rip = rx + ETH_HLEN, *rudp = rip + 20;
+
+        if (handle_arp_request(rx, len))
+            continue;
+        if (len < ETH_HLEN + 28 || get16(rx + 12) != ETH_P_IP || rip[0] != 0x45 || rip[9] != 17 ||
+            get16(rudp) != port || get16(rudp + 2) != UDP_SPORT) {
+            ignore();
+            continue;
+        }
+        *bytes = get16(rudp + 4) - 8u;
+        return *bytes == sizeof(message) && memcmp(rudp + 8, message, sizeof(message)) == 0 &&
+               inet_checksum(rip, 20) == 0;
+    }
+}
+
 int kmain(const struct hvm_start_info *info)
 {
     uint64_t count = cmdline_get_u64("count", 3);
+    uint64_t udp_port = cmdline_get_u64("udp", 0);
     unsigned received = 0;
 
     (void)info;
@@ -222,6 +263,12 @@ int kmain(const struct hvm_start_info *info)
         received += good;
     }
     kprintf("net: %lu packets transmitted, %u received\n", count, received);
+    if (udp_port) {
+        unsigned bytes;
+        bool same = udp_echo((uint16_t)udp_port, &bytes);
+        kprintf("net: udp echo from 10.0.2.2:%lu: %u bytes, %s\n", udp_port, bytes, same ? "payload matches" : "BAD");
+        received += same ? 0 : 1000; /* a bad echo fails the run */
+    }
     kprintf("[var] net: %u other frames ignored, %lu frames sent, %lu received, %lu interrupts\n", ignored,
             net.tx_frames, net.rx_frames, net.dev.interrupts);
     return received == count ? GUEST_EXIT_OK : GUEST_EXIT_FAIL;
