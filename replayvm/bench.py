@@ -20,7 +20,7 @@ from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_64, UC_PROT_ALL, Uc
 from unicorn.x86_const import UC_X86_INS_IN, UC_X86_REG_EBX, UC_X86_REG_RIP
 
 from replayvm.boot.pvh import plan_pvh_boot
-from replayvm.boot.symbols import SymbolTable
+from replayvm.debugger.symbols import SymbolTable
 from replayvm.engine.icount import CountModeCounter
 from replayvm.engine.memory import GuestRam
 from replayvm.engine.vcpu import Vcpu
@@ -136,7 +136,7 @@ def bench_timeline(work: int = 6, samples: int = 40, seed: int = 1) -> dict[str,
             times.append(monotonic() - t0)
         # reverse-continue over D: from the end back to kmain's only call (D is almost
         # the whole run), against replaying the same D forward.
-        kmain = SymbolTable.from_image(image).address("kmain")
+        kmain = SymbolTable.from_elf(image).address_of("kmain")
         assert kmain is not None
         session.seek(recorded.icount)
         bp = session.add_breakpoint(kmain)

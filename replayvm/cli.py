@@ -192,14 +192,14 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def _bug_report(image: bytes, note: str, expectations: list) -> tuple:  # type: ignore[type-arg]
     """The recorder's on_finish hook that stores a bug report, and its output capture."""
-    from replayvm.boot.symbols import SymbolTable
+    from replayvm.debugger.symbols import SymbolTable
     from replayvm.testing.expectations import REPORT_TAG, Outcome, OutputCapture, build_report, check
 
     capture = OutputCapture()
-    symbols = SymbolTable.from_image(image)
+    symbols = SymbolTable.from_elf(image)
 
     def on_finish(machine, result) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
-        outcome = Outcome(result.status, result.reason, capture, machine.vcpu.last_exception, symbols.name_of)
+        outcome = Outcome(result.status, result.reason, capture, machine.vcpu.last_exception, symbols.function_name)
         if any(e.kind == "final" for e in expectations):
             from replayvm.testing.check import final_state_evaluator
 

@@ -125,6 +125,12 @@ def canonical_bytes(value: object) -> bytes:
     raise TypeError(f"device state holds a {type(value).__name__}: state must be plain data")
 
 
+def idle_wait(deadline: int | None, now: int) -> float:
+    """How long (host seconds) a halted guest may wait for live host input: at
+    most 0.1 s, and never past its next timer deadline."""
+    return 0.1 if deadline is None else min(0.1, (deadline - now) / 1e9)
+
+
 class HostNet:
     """virtio-net's back-end through the Host door: frames the guest sends go
     out (live runs only), frames for it are host input, logged on delivery."""
@@ -632,15 +638,13 @@ class Machine:
         if host.serial_more() and self._input_can_receive():
             # This icount's one input opportunity: a live terminal may take real
             # time (at most until the next timer); a replay looks at the log.
-            wait = 0.0
-            if host.serial_interactive:
-                wait = 0.1 if deadline is None else min(0.1, (deadline - now) / 1e9)
+            wait = idle_wait(deadline, now) if host.serial_interactive else 0.0
             self._idle_fed_at = vcpu.icount
             self._feed_serial(timeout=wait, idle=True)
             if self.pic.has_interrupt():
                 return
         if self.virtio_net is not None and host.net_more() and self.virtio_net.can_receive():
-            wait = 0.0 if host.tunnel is None else (0.1 if deadline is None else min(0.1, (deadline - now) / 1e9))
+            wait = idle_wait(deadline, now) if host.tunnel is not None else 0.0
             self._idle_fed_at = vcpu.icount
             if self._feed_net(timeout=wait) and self.pic.has_interrupt():
                 return

@@ -138,6 +138,11 @@ class SymbolTable:
         """The function (or code label) that ``address`` lies in."""
         return self._code.find(address)
 
+    def function_name(self, address: int) -> str | None:
+        """The name of the function ``address`` lies in (``crash-at=``)."""
+        sym = self.function_at(address)
+        return sym.name if sym is not None else None
+
     def symbolize(self, address: int, *, code: bool = True) -> tuple[str, int] | None:
         """(name, offset) of ``address``: among code symbols, or any symbol."""
         sym = (self._code if code else self._all).find(address)

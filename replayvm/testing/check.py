@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replayvm.boot.symbols import SymbolTable
+from replayvm.debugger.symbols import SymbolTable
 from replayvm.engine.memory import GuestMemoryError
 from replayvm.engine.paging import PageFault, translate
 from replayvm.errors import DivergenceError
@@ -68,7 +68,7 @@ class CheckResult:
         return "\n".join(lines)
 
     def _where(self, rip: int) -> str:
-        hit = self.symbols.lookup(rip) if self.symbols else None
+        hit = self.symbols.symbolize(rip) if self.symbols else None
         return f"<{hit[0]}+{hit[1]:#x}>" if hit else ""
 
 
@@ -84,7 +84,7 @@ def replay_and_check(
 
     replayer = Replayer(path, serial_out=out, verify=verify)
     report = read_report(replayer.reader)
-    symbols = SymbolTable.from_image(replayer.reader.blob(KERNEL_BLOB))
+    symbols = SymbolTable.from_elf(replayer.reader.blob(KERNEL_BLOB))
     result = CheckResult(Path(path), report, symbols=symbols)
     try:
         result.replay = replayer.run()
@@ -95,7 +95,9 @@ def replay_and_check(
     finally:
         result.verify_lines = replayer.verify_lines
     run = result.replay.result
-    result.outcome = Outcome(run.status, run.reason, output, replayer.machine.vcpu.last_exception, symbols.name_of)
+    result.outcome = Outcome(
+        run.status, run.reason, output, replayer.machine.vcpu.last_exception, symbols.function_name
+    )
     if report is not None and any(e.kind == "final" for e in report.expectations):
         result.outcome.evaluate = final_state_evaluator(replayer.machine, replayer.reader.blob(KERNEL_BLOB))
     if report is not None:
@@ -134,9 +136,8 @@ def final_state_evaluator(machine: Machine, image: bytes) -> Callable[[str], int
     """Evaluate debugger expressions (``$rax == 0``, ``*(int *)&ticks > 3``) in the final state."""
     from replayvm.debugger.context import SessionContext
     from replayvm.debugger.expr import evaluate
-    from replayvm.debugger.symbols import SymbolTable as DebugSymbols
 
-    context = SessionContext(MachineView(machine), DebugSymbols.from_elf(image), [])  # type: ignore[arg-type]
+    context = SessionContext(MachineView(machine), SymbolTable.from_elf(image), [])  # type: ignore[arg-type]
     return lambda text: evaluate(text, context.fresh()).unsigned
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from replayvm.boot.symbols import SymbolTable
+from replayvm.debugger.symbols import SymbolTable
 from replayvm.session.recording import KERNEL_BLOB
 from replayvm.session.timeline import DebuggerError, DebugSession, Stop
 from replayvm.testing.check import CheckResult, bless, replay_and_check
@@ -81,10 +81,10 @@ class RecordingDriver:
 
     def __init__(self, path: str | Path) -> None:
         self.session = DebugSession.open(path)
-        self.symbols = SymbolTable.from_image(self.session.replayer.reader.blob(KERNEL_BLOB))
+        self.symbols = SymbolTable.from_elf(self.session.replayer.reader.blob(KERNEL_BLOB))
 
     def address(self, symbol: str) -> int:
-        address = self.symbols.address(symbol)
+        address = self.symbols.address_of(symbol)
         if address is None:
             raise DebuggerError(f'No symbol "{symbol}" in current context.')
         return address
@@ -105,7 +105,7 @@ class RecordingDriver:
         return self.session.read_memory(address, length)
 
     def where(self) -> str | None:
-        return self.symbols.name_of(self.session.vcpu.rip)
+        return self.symbols.function_name(self.session.vcpu.rip)
 
 
 @pytest.fixture

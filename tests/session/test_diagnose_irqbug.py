@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from replayvm.boot.symbols import SymbolTable
+from replayvm.debugger.symbols import SymbolTable
 from replayvm.guests import catalog
 from replayvm.session.timeline import DebugSession
 from tests.exe import EXE
@@ -24,8 +24,8 @@ def test_watch_and_reverse_continue_land_on_the_corrupting_store(tmp_path: Path)
     )
     assert recorded.returncode == catalog.expected_status("irqbug")
     assert b"balance corrupted" in recorded.stdout
-    symbols = SymbolTable.from_image(catalog.image_path("irqbug").read_bytes())
-    balance = symbols.address("ledger") + 8 * 8  # struct ledger: samples[8], then balance
+    symbols = SymbolTable.from_elf(catalog.image_path("irqbug").read_bytes())
+    balance = symbols.address_of("ledger") + 8 * 8  # struct ledger: samples[8], then balance
     script = tmp_path / "diagnose.gdb"
     script.write_text(f"break panic\ncontinue\nwatch *{balance:#x}\nreverse-continue\nwhen\n")
     out = subprocess.run(
@@ -51,4 +51,4 @@ def test_watch_and_reverse_continue_land_on_the_corrupting_store(tmp_path: Path)
     session.stepi()
     assert (session.icount, session.vcpu.rip) == (icount, rip)
     assert int.from_bytes(session.read_memory(balance, 8), "little") == 17000
-    assert symbols.name_of(session.vcpu.rip) == "record_sample"
+    assert symbols.function_name(session.vcpu.rip) == "record_sample"
