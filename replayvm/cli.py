@@ -420,7 +420,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"  {side['engine']:<13} {side['seconds']:8.3f} s  {side['mips']:9.1f} MIPS")
     print(f"  count / free = {engines['count_vs_free']:.3f}", end="")  # type: ignore[index]
     if "native_vs_free" in engines:  # type: ignore[operator]
-        print(f", native / free = {engines['native_vs_free']:.3f}")  # type: ignore[index]
+        print(
+            f", native / free = {engines['native_vs_free']:.3f}"  # type: ignore[index]
+            f"  (a no-op block hook alone: {engines['hook_floor_vs_free']:.3f})"  # type: ignore[index]
+        )
     else:
         print("  (native counter not built)")
     io = report["io"]

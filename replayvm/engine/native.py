@@ -50,7 +50,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, Uc
+from unicorn import UC_ARCH_X86, UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, Uc
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH
 from unicorn.unicorn_py3.unicorn import uclib
 from unicorn.x86_const import (
@@ -371,6 +371,24 @@ def native_available() -> tuple[bool, str]:
     except NativeUnavailable as e:
         return False, str(e)
     return True, ""
+
+
+def add_noop_block_hook(uc: Uc) -> None:
+    """Add a native UC_HOOK_BLOCK callback that does nothing (the benchmark's floor)."""
+    if _nativecount is None:
+        raise NativeUnavailable("native counter not built")
+    handle = ctypes.c_size_t()
+    err = uclib.uc_hook_add(
+        ctypes.c_void_p(_uch(uc)),
+        ctypes.byref(handle),
+        UC_HOOK_BLOCK,
+        ctypes.c_void_p(_nativecount.NOOP_BLOCK_HOOK),
+        None,
+        ctypes.c_uint64(1),
+        ctypes.c_uint64(0),
+    )
+    if err != 0:
+        raise EngineError(f"Unicorn refused the no-op block hook (error {err})")
 
 
 class NativeCounter:

@@ -5,8 +5,10 @@ hook answers all-ones so serial polling finds the transmitter ready, and an
 OUT to isa-debug-exit (0xf4) ends the run. The free-running side has no
 counter at all (it cannot stop at an instruction count, so every side runs
 the guest to its exit); count mode and native mode run it in slices of
-``slice_insns`` and must agree on the instruction count. Rates are printed
-by ``replayvm bench``; tests never assert on them.
+``slice_insns`` and must agree on the instruction count. The "hook floor"
+side runs free with one native UC_HOOK_BLOCK callback that does nothing:
+the least any block-hook counter can cost, so ``native`` is read against
+it. Rates are printed by ``replayvm bench``; tests never assert on them.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ def _bare(ram: GuestRam, ctx: object, engine: str) -> tuple[Uc, object, list[boo
         counter = NativeCounter(uc)
     elif engine == "count":
         counter = CountModeCounter(uc)
+    if engine == "hook-floor":
+        from replayvm.engine.native import add_noop_block_hook
+
+        add_noop_block_hook(uc)
     exited = [False]
 
     def on_in(uc: Uc, port: int, size: int, _ud: object) -> int:
@@ -79,7 +85,7 @@ def _bare(ram: GuestRam, ctx: object, engine: str) -> tuple[Uc, object, list[boo
 def run_engine(
     image: bytes, cmdline: str, engine: str, *, memory_mib: int = 64, slice_insns: int = 2_000_000
 ) -> EngineRate:
-    """Run ``image`` to its debug exit with ``engine`` in {"free", "count", "native"}."""
+    """Run ``image`` to its debug exit with ``engine`` in {"free", "hook-floor", "count", "native"}."""
     ram = GuestRam(memory_mib << 20)
     ctx = _boot_context(image, cmdline, ram)
     uc, counter, exited = _bare(ram, ctx, engine)
@@ -107,7 +113,7 @@ def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repe
     from replayvm.engine.native import native_available
 
     ok, why = native_available()
-    engines = ("free", "count", "native") if ok else ("free", "count")
+    engines = ("free", "hook-floor", "count", "native") if ok else ("free", "count")
     best: dict[str, EngineRate] = {}
     for _ in range(max(1, repeat)):
         for name in engines:
@@ -118,7 +124,10 @@ def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repe
     if native is not None and native.instructions != count.instructions:
         raise AssertionError(f"native counted {native.instructions} instructions, count mode {count.instructions}")
     free = EngineRate("free", count.instructions, best["free"].seconds)
-    sides = [free, count] + ([native] if native is not None else [])
+    sides = [free]
+    if "hook-floor" in best:
+        sides.append(EngineRate("hook-floor", count.instructions, best["hook-floor"].seconds))
+    sides += [count] + ([native] if native is not None else [])
     result: dict[str, object] = {
         "instructions": count.instructions,
         "repeat": max(1, repeat),
@@ -127,6 +136,8 @@ def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repe
     }
     if native is not None:
         result["native_vs_free"] = round(native.mips / free.mips, 3) if free.mips else 0.0
+        floor = sides[1]
+        result["hook_floor_vs_free"] = round(floor.mips / free.mips, 3) if free.mips else 0.0
     else:
         result["native_unavailable"] = why
     return result

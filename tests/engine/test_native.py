@@ -397,5 +397,8 @@ def test_engine_benchmark_runs_every_engine_to_the_same_count() -> None:
 
     guest = catalog.get("hello")
     result = bench_engines(guest.image.read_bytes(), guest.cmdline)
-    assert [side["engine"] for side in result["sides"]] == ["free", "count", "native"]  # type: ignore[index]
+    engines = [side["engine"] for side in result["sides"]]  # type: ignore[index]
+    assert engines == ["free", "hook-floor", "count", "native"]
     assert result["instructions"] > 10_000 and "native_vs_free" in result  # type: ignore[operator]
+    assert "hook_floor_vs_free" in result  # type: ignore[operator]
+
