@@ -371,6 +371,71 @@ def cmd_guests(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_guests_build_initramfs(args: argparse.Namespace) -> int:
+    """A busybox initramfs (newc cpio written by replayvm.guests.initramfs)."""
+    from replayvm.guests.initramfs import DEFAULT_INIT, build_initramfs
+    from replayvm.guests.linux_assets import find_assets
+
+    busybox_path = args.busybox
+    if busybox_path is None:
+        assets = find_assets()
+        if assets is None:
+            raise ConfigError("no busybox: pass --busybox PATH, or fetch one with `replayvm guests fetch-linux`")
+        busybox_path = str(assets.busybox)
+    busybox = _read_file(busybox_path, "--busybox")
+    init = DEFAULT_INIT
+    if args.init is not None:
+        try:
+            init = _read_file(args.init, "--init").decode()
+        except UnicodeDecodeError:
+            raise ConfigError(f"--init {args.init}: not a text script") from None
+        if not init.startswith("#!"):
+            raise ConfigError(f"--init {args.init}: no #! line, so the kernel could not run it as /init")
+    try:
+        data = build_initramfs(busybox, init)
+    except ValueError as e:
+        raise ConfigError(f"--busybox {busybox_path}: {e}") from None
+    try:
+        Path(args.output).write_bytes(data)
+    except OSError as e:
+        raise ConfigError(f"cannot write {args.output}: {e.strerror}") from None
+    print(f"replayvm: wrote {args.output} ({len(data)} bytes: /init, /bin/busybox and its applets)", file=sys.stderr)
+    return 0
+
+
+def cmd_guests_fetch_linux(args: argparse.Namespace) -> int:
+    assets = _fetch_linux(args.dir, force=args.force)
+    print(f"replayvm: {assets.kernel_package} in {assets.directory}: vmlinuz, busybox, initrd.cpio", file=sys.stderr)
+    return 0
+
+
+def _fetch_linux(directory: Path | None = None, *, force: bool = False):  # type: ignore[no-untyped-def]
+    """The Linux assets, downloaded with apt-get unless already there (one progress line)."""
+    from replayvm.guests import linux_assets
+
+    where = directory or linux_assets.default_dir()
+    if force or linux_assets.find_assets(where) is None:
+        print(
+            f"replayvm: fetching Debian's {linux_assets.METAPACKAGE} kernel and {linux_assets.BUSYBOX_PACKAGE} "
+            f"with apt-get download into {where} ...",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        return linux_assets.fetch(where, force=force)
+    except linux_assets.AssetError as e:
+        raise ConfigError(f"cannot fetch the Linux assets: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot fetch the Linux assets into {where}: {e.strerror}") from None
+
+
+def _read_file(path: str, option: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {option} {path}: {e.strerror}") from None
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from replayvm.bench import bench
 
@@ -681,8 +746,48 @@ def build_parser() -> argparse.ArgumentParser:
     trim.add_argument("-o", "--output", required=True, metavar="OUT.rvr")
     trim.set_defaults(func=cmd_trim)
 
-    guests = sub.add_parser("guests", help="list the bundled guests")
+    guests = sub.add_parser(
+        "guests",
+        help="list the bundled guests; build a Linux initramfs, fetch a Linux kernel",
+        description="Without an action: list the bundled guest kernels.",
+    )
     guests.set_defaults(func=cmd_guests)
+    actions = guests.add_subparsers(dest="guests_action", metavar="ACTION")
+    initramfs = actions.add_parser(
+        "build-initramfs",
+        help="write a busybox initramfs (newc cpio) for a Linux guest",
+        description="Write a newc cpio the kernel unpacks as its initramfs: /bin/busybox with its applets as "
+        "symlinks, /dev/console, and an /init script.",
+    )
+    initramfs.add_argument(
+        "--busybox",
+        metavar="PATH",
+        help="a static busybox binary (default: the one `replayvm guests fetch-linux` downloaded)",
+    )
+    initramfs.add_argument(
+        "--init",
+        metavar="FILE",
+        help="the /init script (default: the test init: mount proc and sys, print cpuinfo, uname and an awk sum, "
+        "run a shell, then reboot -f)",
+    )
+    initramfs.add_argument(
+        "-o", "--output", default="initramfs.cpio", metavar="FILE", help="where to write it (default initramfs.cpio)"
+    )
+    initramfs.set_defaults(func=cmd_guests_build_initramfs)
+    fetch = actions.add_parser(
+        "fetch-linux",
+        help="download Debian's cloud kernel and busybox-static (apt-get download)",
+        description="Download Debian's linux-image-cloud-amd64 kernel and busybox-static with apt-get download, "
+        "extract vmlinuz and busybox, and build the test initramfs. Does nothing if they are already there.",
+    )
+    fetch.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where to keep them (default $REPLAYVM_LINUX_DIR or ~/.cache/replayvm/linux)",
+    )
+    fetch.add_argument("--force", action="store_true", help="download again even if they are present")
+    fetch.set_defaults(func=cmd_guests_fetch_linux)
 
     bench = sub.add_parser("bench", help="ReplayVM against bare Unicorn on the compute guest")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
