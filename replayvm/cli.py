@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -132,8 +133,6 @@ def _after_run(args: argparse.Namespace, machine) -> None:  # type: ignore[no-un
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    import signal
-
     from replayvm.session.recorder import Recorder
     from replayvm.testing.expectations import parse_expectation
 
@@ -167,19 +166,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         host.close()
         raise ConfigError(f"cannot write {output}: {e.strerror}") from None
 
-    def on_sigint(signum: int, frame: object) -> None:
-        # Finish the file cleanly at the next slice boundary; a second Ctrl-C kills.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        recorder.machine.request_stop("interrupted", 130, "recording interrupted by Ctrl-C")
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    t0 = monotonic()
-    try:
-        result = recorder.run(max_insns=args.max_insns)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        host.close()
-    seconds = monotonic() - t0
+    result, seconds = _run_recorder(recorder, host, args.max_insns)
     if result.reason != "debug-exit":
         print(f"replayvm: {result.message}", file=sys.stderr)
     _after_run(args, recorder.machine)
@@ -188,6 +175,25 @@ def cmd_record(args: argparse.Namespace) -> int:
         size = Path(output).stat().st_size
         print(f"replayvm: recorded {output} ({size} bytes, {recorder.writer.events_written} events)", file=sys.stderr)
     return result.status
+
+
+def _run_recorder(recorder, host: Host, max_insns: int | None = None) -> tuple:  # type: ignore[no-untyped-def,type-arg]
+    """Run a recorder until the guest ends or Ctrl-C: (result, wall seconds). Ctrl-C
+    finishes the file cleanly at the next slice boundary; a second Ctrl-C kills."""
+    import signal
+
+    def on_sigint(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        recorder.machine.request_stop("interrupted", 130, "recording interrupted by Ctrl-C")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    t0 = monotonic()
+    try:
+        result = recorder.run(max_insns=max_insns)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        host.close()
+    return result, monotonic() - t0
 
 
 def _bug_report(image: bytes, note: str, expectations: list) -> tuple:  # type: ignore[type-arg]
@@ -415,6 +421,11 @@ def _fetch_linux(directory: Path | None = None, *, force: bool = False):  # type
 
     where = directory or linux_assets.default_dir()
     if force or linux_assets.find_assets(where) is None:
+        if shutil.which("apt-get") is None:
+            raise ConfigError(
+                f"the Linux kernel and busybox are not in {where}, and apt-get is not available to download "
+                f"them (they come from Debian's {linux_assets.METAPACKAGE} and {linux_assets.BUSYBOX_PACKAGE})"
+            )
         print(
             f"replayvm: fetching Debian's {linux_assets.METAPACKAGE} kernel and {linux_assets.BUSYBOX_PACKAGE} "
             f"with apt-get download into {where} ...",
@@ -506,6 +517,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from replayvm.guests import catalog
     from replayvm.machine import Machine, MachineConfig
 
+    if args.linux:
+        return cmd_demo_linux(args)
+    if args.input is not None or args.output is not None:
+        raise ConfigError("--input and -o apply to `replayvm demo --linux`")
     image, name, cmdline = resolve_image("demo")
     print("ReplayVM demo: booting the bundled `demo` guest (a PVH kernel) on the Unicorn CPU engine.")
     print("Everything it prints comes through an emulated 16550 UART, one VM exit per byte.\n")
@@ -533,6 +548,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"replayvm: demo guest ended unexpectedly: {result.message}", file=sys.stderr)
         return 1
     return 0
+
+
+# How `demo --linux` ends when the session went as it should: `exit` (init
+# resets through the i8042), `poweroff -f` (no ACPI: Linux halts), Ctrl-C.
+DEMO_LINUX_ENDS = frozenset({"reset", "halted", "interrupted", "idle"})
+
+
+def cmd_demo_linux(args: argparse.Namespace) -> int:
+    """Debian's kernel + a busybox shell on the terminal, recorded (issue 10)."""
+    import shlex
+
+    from replayvm.guests import linux_assets
+    from replayvm.guests.initramfs import SHELL_INIT, build_initramfs
+    from replayvm.machine import MachineConfig
+    from replayvm.session.recorder import Recorder
+
+    assets = linux_assets.find_assets() or _fetch_linux()
+    kernel = _read_file(str(assets.vmlinuz), "the kernel")
+    try:
+        initrd = build_initramfs(_read_file(str(assets.busybox), "busybox"), SHELL_INIT)
+    except ValueError as e:
+        raise ConfigError(f"{assets.busybox}: {e}") from None
+    output = args.output or "linux-demo.rvr"
+    config = MachineConfig(linux_assets.MEMORY_MIB, linux_assets.APPEND, initrd)
+    host = Host(_serial_source(args.input, terminal=True))
+    print(f"ReplayVM demo: Debian's {assets.kernel_package} and a busybox shell, recorded to {output}.")
+    print(
+        f"The kernel boots unmodified (--append {linux_assets.APPEND!r}) on the Unicorn CPU engine in about\n"
+        "1.4e9 instructions; everything below comes through the emulated 16550 UART (ttyS0)."
+    )
+    if args.input is not None:
+        print(f"Input: {args.input}, typed a line at a time at the prompt.\n")
+    else:
+        print("At the `~ #` prompt, type commands; `exit` ends the session, Ctrl-C stops the recording at once.\n")
+    sys.stdout.flush()
+    try:
+        recorder = Recorder(output, kernel, config, host=host, serial_out=_write_stdout, image_name=str(assets.vmlinuz))
+    except OSError as e:
+        host.close()
+        raise ConfigError(f"cannot write {output}: {e.strerror}") from None
+    result, seconds = _run_recorder(recorder, host)
+    ends = {
+        "reset": "the shell exited and init rebooted (reboot -f): end of the session",
+        "halted": "Linux halted the CPU (poweroff: this machine has no ACPI to power off): end of the session",
+        "interrupted": "recording stopped by Ctrl-C",
+    }
+    print(f"\nreplayvm: {ends.get(result.reason, result.message)}", file=sys.stderr)
+    print(_summary(result, seconds), file=sys.stderr)
+    size = Path(output).stat().st_size
+    path = shlex.quote(output)
+    late = max(0, result.icount - 1_000_000)
+    print(f"\nRecorded {result.icount} instructions to {output} ({size >> 20} MiB, kernel and initramfs included).")
+    print("Replay it, byte for byte (nothing else needed: the kernel, initramfs and your input are in the file):")
+    print(f"    replayvm replay {path}")
+    print("Debug it, forwards and backwards, inside the kernel:")
+    print(f"    replayvm debug {path}")
+    print(f"    (rvdb) goto {late}")
+    print("    (rvdb) info registers rip")
+    print("    (rvdb) reverse-stepi")
+    print("    (rvdb) x/8gx $rsp")
+    print(f"Where its VM exits went: replayvm stats {path}")
+    return 0 if result.reason in DEMO_LINUX_ENDS else result.status
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
@@ -797,7 +874,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--cmdline", default=None, metavar="STR", help="compute guest command line (e.g. work=2)")
     bench.set_defaults(func=cmd_bench)
 
-    demo = sub.add_parser("demo", help="boot the demo guest and explain what happened")
+    demo = sub.add_parser(
+        "demo",
+        help="boot the demo guest and explain what happened; --linux: a recorded Linux shell",
+        description="Boot the bundled demo guest and explain its VM exits. With --linux: boot Debian's cloud "
+        "kernel (downloaded with apt-get the first time) to a busybox shell on this terminal, record the session, "
+        "and say how to replay it and debug it backwards.",
+    )
+    demo.add_argument("--linux", action="store_true", help="a Linux kernel + busybox shell, interactive and recorded")
+    demo.add_argument("-o", "--output", metavar="FILE.rvr", help="with --linux: the recording (default linux-demo.rvr)")
+    demo.add_argument(
+        "--input", metavar="FILE", help="with --linux: type FILE's lines at the shell instead of the terminal"
+    )
     demo.set_defaults(func=cmd_demo)
 
     dbg = sub.add_parser(

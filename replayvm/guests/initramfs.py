@@ -18,10 +18,13 @@ rv-pc has no ACPI, so Linux has no way to power off and turns ``poweroff
 which ReplayVM reports as "guest halted with interrupts disabled", status
 4). ``reboot -f`` resets through the i8042 (0xFE to port 0x64): "reboot:
 Restarting system", and ReplayVM stops with status 0, as ``qemu
--no-reboot`` exits.
+-no-reboot`` exits. :data:`SHELL_INIT` (``replayvm demo --linux``) mounts
+proc, sys and devtmpfs and runs an interactive shell with ttyS0 as its
+controlling terminal, then resets the same way.
 
 Usage::
 
+    replayvm guests build-initramfs [--busybox PATH] [--init SCRIPT] -o OUT.cpio
     python -m replayvm.guests.initramfs --busybox PATH -o OUT.cpio [--init SCRIPT]
 """
 
@@ -66,6 +69,25 @@ awk 'BEGIN { s = 0; for (i = 1; i <= 1000; i++) s += i * i; printf "sum of squar
 echo "== shell (type exit to end)"
 cd /root
 /bin/sh
+echo "== bye"
+reboot -f
+"""
+
+# `replayvm demo --linux`: an interactive shell with a controlling terminal
+# (cttyhack finds ttyS0 in /sys/class/tty/console/active), so job control
+# works; `exit` or Ctrl-D ends it and init resets the machine.
+SHELL_INIT = """\
+#!/bin/sh
+# ReplayVM demo initramfs (replayvm/guests/initramfs.py).
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+hostname -F /etc/hostname
+echo
+echo "ReplayVM: Linux $(uname -r) is up; this busybox shell is on ttyS0. 'exit' ends the session."
+cd /root
+setsid cttyhack sh
 echo "== bye"
 reboot -f
 """

@@ -35,6 +35,10 @@ METAPACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
 ENV_DIR = "REPLAYVM_LINUX_DIR"
 MANIFEST = "assets.json"
+# How ReplayVM boots them (the tests, `demo --linux`, `bench --linux`): no other
+# boot flag is needed, and 128 MiB leaves the shell room.
+APPEND = "console=ttyS0"
+MEMORY_MIB = 128
 
 
 class AssetError(Exception):

@@ -105,8 +105,17 @@ def test_guests_alone_still_lists_the_bundled_guests_next_to_the_actions() -> No
 def test_fetch_linux_without_apt_is_one_line(tmp_path: Path) -> None:
     proc = replayvm_without_apt(tmp_path, "guests", "fetch-linux", "--dir", str(tmp_path / "linux"))
     assert proc.returncode == 2
-    err = proc.stderr.decode()
-    assert "Traceback" not in err
-    progress, error = err.strip().splitlines()
-    assert "apt-get download" in progress
-    assert "apt-get is not installed" in error
+    assert "apt-get is not available" in one_line_error(proc)
+
+
+def test_demo_linux_without_assets_or_apt_is_one_line(tmp_path: Path) -> None:
+    proc = replayvm_without_apt(tmp_path, "demo", "--linux")
+    assert proc.returncode == 2
+    assert "apt-get is not available" in one_line_error(proc)
+    assert not (tmp_path / "linux-demo.rvr").exists()
+
+
+def test_demo_input_applies_only_to_the_linux_demo(tmp_path: Path) -> None:
+    proc = replayvm("demo", "--input", str(tmp_path / "in.txt"))
+    assert proc.returncode == 2
+    assert "--linux" in one_line_error(proc)
