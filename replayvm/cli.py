@@ -450,6 +450,10 @@ def _read_file(path: str, option: str) -> bytes:
 def cmd_bench(args: argparse.Namespace) -> int:
     from replayvm.bench import bench
 
+    if args.linux:
+        return cmd_bench_linux(args)
+    if args.no_qemu:
+        raise ConfigError("--no-qemu applies to `replayvm bench --linux`")
     if args.timeline:
         from replayvm.bench import bench_timeline
 
@@ -510,6 +514,76 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"  {label:<13} {side['mib']:>7} MiB  {side['seconds']:8.3f} s  {side['mib_per_s']:9} MiB/s  "
             f"{side['exits_per_mib']:>10} exits/MiB"
         )
+    return 0
+
+
+def cmd_bench_linux(args: argparse.Namespace) -> int:
+    """Debian's kernel to the shell prompt and through a short session: run,
+    record and replay side by side with QEMU TCG (replayvm.benchlinux)."""
+    from replayvm.benchlinux import bench_linux
+    from replayvm.guests import linux_assets
+
+    if args.timeline or args.cmdline is not None:
+        raise ConfigError("--timeline and --cmdline apply to the compute-guest bench, not to --linux")
+    assets = linux_assets.find_assets()
+    if assets is None:
+        raise ConfigError(
+            f"the Linux assets are not in {linux_assets.default_dir()}: fetch them with `replayvm guests fetch-linux`"
+        )
+    report = bench_linux(assets, qemu=not args.no_qemu)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    sides: list[dict] = report["sides"]  # type: ignore[assignment,type-arg]
+    print(
+        f"Linux: {report['kernel']} + the test initramfs, --append {report['append']!r}, "
+        f"{report['memory_mib']} MiB, engine {report['engine']}"
+    )
+    commands: list[str] = report["commands"]  # type: ignore[assignment]
+    print(
+        f"session: boot to the first {report['prompt']!r} shell prompt, then {len(commands)} commands typed at it "
+        "(the last is exit; init's reboot -f ends it)"
+    )
+
+    def cell(insns: object, seconds: object, mips: object, paren: bool = False) -> str:
+        count = f"{insns:,}" if isinstance(insns, int) else "-"
+        wall = f"{seconds:.2f}" if isinstance(seconds, float) else "-"
+        rate = "-" if mips is None else (f"({mips:.1f})" if paren else f"{mips:.1f}")
+        return f"{count:>15} {wall:>8} {rate:>9}"
+
+    print(f"  {'':<9}{' to the shell prompt ':-^34}   {' whole session ':-^34}")
+    print(
+        f"  {'side':<9}{'instructions':>15} {'wall s':>8} {'MIPS':>9}   {'instructions':>15} {'wall s':>8} {'MIPS':>9}"
+    )
+    for side in sides:
+        print(
+            f"  {side['name']:<9}{cell(side['prompt_instructions'], side['prompt_seconds'], side['prompt_mips'])}   "
+            f"{cell(side['instructions'], side['seconds'], side['mips'])}"
+        )
+    qemu: dict | None = report["qemu"]  # type: ignore[assignment,type-arg]
+    if qemu is not None:
+        print(
+            f"  {'qemu-tcg':<9}{cell(None, qemu['prompt_seconds'], qemu['prompt_mips'], True)}   "
+            f"{cell(None, qemu['seconds'], qemu['mips'], True)}"
+        )
+    print(
+        f"  record time / run time = {report['record_time_vs_run']}, "
+        f"replay time / run time = {report['replay_time_vs_run']}"
+    )
+    if qemu is None:
+        print(f"  (no QEMU side: {report['qemu_absent']})")
+        return 0
+    run = sides[0]
+    if qemu["prompt_seconds"]:
+        print(
+            f"  ReplayVM run / QEMU TCG wall time to the prompt = {run['prompt_seconds'] / qemu['prompt_seconds']:.2f}"
+        )
+    if not qemu["finished"]:
+        print("  QEMU did not finish the session (see `replayvm bench --linux --json` for its command)")
+    print(
+        "  QEMU does not count instructions: its MIPS (in parentheses) are ReplayVM's instruction counts divided\n"
+        "  by QEMU's wall time, which also includes SeaBIOS and the real-time waits ReplayVM skips in virtual time."
+    )
     return 0
 
 
@@ -866,12 +940,21 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--force", action="store_true", help="download again even if they are present")
     fetch.set_defaults(func=cmd_guests_fetch_linux)
 
-    bench = sub.add_parser("bench", help="ReplayVM against bare Unicorn on the compute guest")
+    bench = sub.add_parser(
+        "bench", help="ReplayVM against bare Unicorn on the compute guest; --linux: against QEMU on Linux"
+    )
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.add_argument(
         "--timeline", action="store_true", help="time-travel costs on a ~1e9-instruction recording (about a minute)"
     )
     bench.add_argument("--cmdline", default=None, metavar="STR", help="compute guest command line (e.g. work=2)")
+    bench.add_argument(
+        "--linux",
+        action="store_true",
+        help="Debian's kernel to the shell prompt and through a short session: run, record, replay and QEMU TCG "
+        "(needs `replayvm guests fetch-linux`; about a minute)",
+    )
+    bench.add_argument("--no-qemu", action="store_true", help="with --linux: leave out the QEMU side")
     bench.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser(

@@ -10,11 +10,15 @@ back. Devices never see this module: the machine hands them plain values.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
+import subprocess
 import time
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import BinaryIO
 
 
@@ -222,3 +226,60 @@ class Host:
 def monotonic() -> float:
     """Host time for progress and summaries only (never reaches the guest)."""
     return time.perf_counter()
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """What :func:`converse` saw, in host seconds from the process's start."""
+
+    output: bytes
+    prompt_seconds: float | None  # when the prompt first showed (None: never)
+    seconds: float  # until the process closed its output, or the timeout
+    typed: int  # lines typed
+    timed_out: bool
+
+
+def converse(argv: Sequence[str], lines: Sequence[bytes], prompt: bytes, timeout: float = 300.0) -> Conversation:
+    """Run ``argv`` and type ``lines`` on its stdin as a person at a prompt would:
+    the next line each time its output shows ``prompt`` once more. For side-by-side
+    comparisons (QEMU's serial on stdio in ``bench --linux``); never reaches a guest."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+    t0 = time.perf_counter()
+    fd = proc.stdout.fileno()
+    out = bytearray()
+    prompt_seconds: float | None = None
+    typed = prompts = 0
+    scanned = 0  # output before this offset holds no prompt start not yet counted
+    timed_out = True
+    try:
+        while (left := t0 + timeout - time.perf_counter()) > 0:
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                timed_out = False
+                break
+            out += chunk
+            while (at := out.find(prompt, scanned)) >= 0:
+                prompts += 1
+                scanned = at + len(prompt)
+                if prompt_seconds is None:
+                    prompt_seconds = time.perf_counter() - t0
+            scanned = max(scanned, len(out) - len(prompt) + 1)
+            while typed < min(prompts, len(lines)):
+                try:
+                    proc.stdin.write(lines[typed])
+                    proc.stdin.flush()
+                except OSError:
+                    break
+                typed += 1
+        seconds = time.perf_counter() - t0
+    finally:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):  # a line the process never read
+                stream.close()
+    return Conversation(bytes(out), prompt_seconds, seconds, typed, timed_out)

@@ -240,6 +240,7 @@ class Machine:
         self.rtc = CmosRtc(clock, self.host.wall_clock_ns(), self.pic.irq_line(RTC_IRQ))
         self.rtc.set_memory_size(self.ram.size)
         self._line = bytearray()  # the console line being printed (for the panic watch)
+        self._output_watches: list[tuple[bytes, Callable[[int], None]]] = []
         self.uart = Uart16550(self.pic.irq_line(COM1_IRQ), self._on_serial_tx)
         self.i8042 = I8042(self._on_reset, self.pic.irq_line(KBD_IRQ), self.pic.irq_line(AUX_IRQ))
         self.debug_exit = DebugExit(self._on_debug_exit)
@@ -457,11 +458,20 @@ class Machine:
         self._finish("debug-exit", status, f"guest exited with status {status} (isa-debug-exit)")
         self.vcpu.request_stop(ExitReason.STOP)
 
+    def watch_output(self, marker: bytes, callback: Callable[[int], None]) -> None:
+        """Call ``callback(icount)`` once, when the serial output first shows
+        ``marker`` within a line, with the exact icount of the byte that
+        completed it (a benchmark's "instructions to the shell prompt").
+        Wiring, not state: nothing the guest sees changes."""
+        self._output_watches.append((marker, callback))
+
     def _on_serial_tx(self, byte: int) -> None:
         self._out.append(byte)
         if byte != 0x0A:
             if len(self._line) < CONSOLE_LINE_MAX:
                 self._line.append(byte)
+                if self._output_watches:
+                    self._check_output_watches()
             return
         line, self._line = self._line, bytearray()
         at = line.find(LINUX_PANIC_END)
@@ -474,6 +484,13 @@ class Machine:
                 f"guest kernel panicked at icount {v.current_icount()}, RIP {v.rip:#x}: {why}",
             )
             v.request_stop(ExitReason.STOP)
+
+    def _check_output_watches(self) -> None:
+        for watch in list(self._output_watches):
+            marker, callback = watch
+            if self._line.endswith(marker):
+                self._output_watches.remove(watch)
+                callback(self.vcpu.current_icount())
 
     def _on_reset(self) -> None:
         self._finish("reset", 0, "guest requested a reset (i8042); stopping like QEMU -no-reboot")

@@ -1,6 +1,7 @@
 """The Linux conveniences of the `replayvm` command that need no kernel:
 `guests build-initramfs`, and the one-line errors of `guests fetch-linux`,
-`demo --linux` and `bench --linux` on a machine without apt or assets."""
+`demo --linux` and `bench --linux` on a machine without apt or assets
+(the commands with a kernel are in tests/linux)."""
 
 from __future__ import annotations
 
@@ -119,3 +120,9 @@ def test_demo_input_applies_only_to_the_linux_demo(tmp_path: Path) -> None:
     proc = replayvm("demo", "--input", str(tmp_path / "in.txt"))
     assert proc.returncode == 2
     assert "--linux" in one_line_error(proc)
+
+
+def test_bench_linux_without_assets_is_one_line(tmp_path: Path) -> None:
+    proc = replayvm_without_apt(tmp_path, "bench", "--linux")
+    assert proc.returncode == 2
+    assert "replayvm guests fetch-linux" in one_line_error(proc)
