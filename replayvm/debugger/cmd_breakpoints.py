@@ -143,7 +143,15 @@ def _watch_target(dbg: Debugger, text: str) -> tuple[int, int, CType | None]:
     return dbg.value_of(tree).unsigned, 8, None
 
 
+_PHYSICAL_FLAGS = ("-p", "-physical")
+
+
 def _set_watchpoint(dbg: Debugger, text: str | None, kind: str) -> None:
+    text = (text or "").strip()
+    first, _, rest = text.partition(" ")
+    physical = first in _PHYSICAL_FLAGS
+    if physical:
+        text = rest.strip()
     if not text:
         raise CommandError("Argument required (address expression to watch).")
     expression, length_text = text, None
@@ -155,15 +163,20 @@ def _set_watchpoint(dbg: Debugger, text: str | None, kind: str) -> None:
         ctype = None if length != (ctype.size if ctype else 0) else ctype
     if not 1 <= length <= MAX_WATCH:
         raise CommandError(f"A watchpoint covers 1 byte to {MAX_WATCH} bytes, not {length}.")
-    wp = dbg.session.add_watchpoint(address, length, kind)
-    dbg.watch_info[wp.number] = WatchInfo(expression, ctype)
-    dbg.console.line(f"{WATCH_TITLES[kind]} {wp.number}: {expression}")
+    wp = dbg.session.add_watchpoint(address, length, kind, physical=physical)
+    label = f"physical {expression}" if physical else expression
+    dbg.watch_info[wp.number] = WatchInfo(label, ctype)
+    dbg.console.line(f"{WATCH_TITLES[kind]} {wp.number}: {label}")
 
 
-_WATCH_HELP = "ADDR is an address expression (a symbol, a number, *(uint32_t *)$rdi); LEN defaults to 8 bytes."
+_WATCH_HELP = (
+    "ADDR is an address expression (a symbol, a number, *(uint32_t *)$rdi); LEN defaults to 8 bytes.\n"
+    "-p ADDR[,LEN] watches guest-physical memory: every mapping of it, and page walks through it\n"
+    "(gva2gpa ADDR gives the physical address of a virtual one; xp examines physical memory)."
+)
 
 _p = parser("watch", f"Stop after an instruction writes to ADDR[,LEN].\n{_WATCH_HELP}")
-_p.add_argument("target", nargs="?", metavar="ADDR[,LEN]")
+_p.add_argument("target", nargs="?", metavar="[-p] ADDR[,LEN]")
 
 
 @command("watch", parser=_p, category="breakpoints", raw=True)
@@ -172,7 +185,7 @@ def watch(dbg: Debugger, args: argparse.Namespace) -> None:
 
 
 _p = parser("rwatch", f"Stop after an instruction reads ADDR[,LEN].\n{_WATCH_HELP}")
-_p.add_argument("target", nargs="?", metavar="ADDR[,LEN]")
+_p.add_argument("target", nargs="?", metavar="[-p] ADDR[,LEN]")
 
 
 @command("rwatch", parser=_p, category="breakpoints", raw=True)
@@ -181,7 +194,7 @@ def rwatch(dbg: Debugger, args: argparse.Namespace) -> None:
 
 
 _p = parser("awatch", f"Stop after an instruction reads or writes ADDR[,LEN].\n{_WATCH_HELP}")
-_p.add_argument("target", nargs="?", metavar="ADDR[,LEN]")
+_p.add_argument("target", nargs="?", metavar="[-p] ADDR[,LEN]")
 
 
 @command("awatch", parser=_p, category="breakpoints", raw=True)

@@ -151,6 +151,41 @@ def examine(dbg: Debugger, args: argparse.Namespace) -> None:
     dbg.examine.next_address = address + count * size
 
 
+# -- xp, gva2gpa: physical memory (QEMU monitor names) --------------------------------------------
+
+_p = parser(
+    "xp",
+    "Examine guest-physical memory: xp/NFU PADDR, as x (numeric formats and c), as QEMU's monitor does.",
+    usage="xp[/NFU] PADDR",
+)
+_p.add_argument("address", nargs="?", metavar="PADDR")
+
+
+@command("xp", parser=_p, category="data", raw=True, takes_format=True)
+def examine_physical(dbg: Debugger, args: argparse.Namespace) -> None:
+    if args.address is None:
+        raise CommandError("Argument required (starting physical address).")
+    count, fmt, size = _x_format(dbg, args.format)
+    if fmt in ("s", "i"):
+        raise CommandError(f"xp shows numbers and characters, not format '{fmt}' (use x with a virtual address).")
+    address = dbg.address(args.address)
+    data = dbg.session.read_memory(address, count * size, physical=True)
+    for line in memory_lines(data, address, fmt, size, lambda a: ""):  # no symbols: physical
+        dbg.console.line(line)
+
+
+_p = parser("gva2gpa", "The guest-physical address a virtual address maps to now (through CR3).")
+_p.add_argument("address", nargs="?", metavar="ADDR")
+
+
+@command("gva2gpa", parser=_p, category="data", raw=True)
+def gva2gpa(dbg: Debugger, args: argparse.Namespace) -> None:
+    if args.address is None:
+        raise CommandError("Argument required (a virtual address).")
+    address = dbg.address(args.address)
+    dbg.console.line(f"gpa: {dbg.session.translate(address):#x}")
+
+
 # -- set --------------------------------------------------------------------------------------
 
 _p = parser(

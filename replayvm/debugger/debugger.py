@@ -32,7 +32,7 @@ from replayvm.engine.memory import PAGE_SIZE
 from replayvm.engine.uc_abi import HF_CS32_MASK, HF_CS64_MASK
 from replayvm.errors import ReplayVMError
 from replayvm.session.recording import KERNEL_BLOB
-from replayvm.session.timeline import DEFAULT_CHECKPOINT_MEMORY, DebugSession, Stop
+from replayvm.session.timeline import DEFAULT_CHECKPOINT_MEMORY, DebugSession, Stop, Watchpoint
 
 PROMPT = "(rvdb) "
 DIVERGED_PROMPT = "(rvdb diverged) "
@@ -300,7 +300,7 @@ class Debugger:
         ``watch`` only reports changes."""
         session = self.session
         before = session.icount
-        snapshot = {n: self._read_or_none(w.address, w.length) for n, w in session.watchpoints.items()}
+        snapshot = {n: self._watched(w) for n, w in session.watchpoints.items()}
         self.condition_errors.clear()
         old: bytes | None = None
         with self.interruptible():
@@ -343,9 +343,10 @@ class Debugger:
             return Stop("breakpoint", session.icount, rip, number=number, message=f"breakpoint {number}")
         return None
 
-    def _read_or_none(self, address: int, length: int) -> bytes | None:
+    def _watched(self, wp: Watchpoint) -> bytes | None:
+        """The watched bytes now, or None where they cannot be read."""
         try:
-            return self.session.read_memory(address, length)
+            return self.session.read_memory(wp.address, wp.length, physical=wp.physical)
         except ReplayVMError:
             return None
 
@@ -356,7 +357,7 @@ class Debugger:
         if wp is None or stop.icount == 0:
             return None
         self.session.seek(stop.icount - 1)
-        old = self._read_or_none(wp.address, wp.length)
+        old = self._watched(wp)
         self.session.seek(stop.icount)
         return old
 
@@ -399,7 +400,7 @@ class Debugger:
         wp = self.session.watchpoints.get(n)
         info = self.watch_info.get(n, WatchInfo(f"*{stop.rip:#x}", None))
         kind = wp.kind if wp is not None else "write"
-        new = stop.new if stop.new is not None else (self._read_or_none(wp.address, wp.length) if wp else None)
+        new = stop.new if stop.new is not None else (self._watched(wp) if wp else None)
         c.line()
         c.line(f"{WATCH_TITLES[kind]} {n}: {info.text}")
         c.line()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import capstone
-from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, Uc
+from unicorn import UC_HOOK_CODE, Uc
 from unicorn.x86_const import UC_X86_REG_RSP
 
 from replayvm.engine.memory import PAGE_SIZE, GuestMemoryError
@@ -34,6 +34,7 @@ from replayvm.log import Event
 from replayvm.machine import Machine
 from replayvm.session.checkpoints import CheckpointStore
 from replayvm.session.replayer import Replayer
+from replayvm.session.watch import WatchHooks
 
 DEFAULT_CHECKPOINT_MEMORY = 256 << 20
 DEFAULT_CHECKPOINT_INTERVAL = 2_000_000
@@ -63,6 +64,7 @@ class Watchpoint:
     length: int
     kind: str = "write"  # "write" | "read" | "access"
     hits: int = 0
+    physical: bool = False  # address is guest-physical: every mapping of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class _Hit:
 @dataclass(slots=True)
 class _Armed:
     handles: list[int] = field(default_factory=list)
+    watches: WatchHooks | None = None
 
 
 class DebugSession:
@@ -122,6 +125,7 @@ class DebugSession:
         self._on_output = on_output or (lambda data: None)
         self.machine._serial_out = self._output
         self._md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        self._watches: WatchHooks | None = None
         self.store.append(0, self._save())
 
     @classmethod
@@ -156,6 +160,8 @@ class DebugSession:
 
     def at_boundary(self, machine: Machine) -> None:
         icount = machine.vcpu.icount
+        if self._watches is not None:
+            self._watches.at_boundary()
         if not self.diverged:
             self.replayer.at_boundary(machine)
             if icount >= self.store.last_icount() + self.interval:
@@ -351,7 +357,7 @@ class DebugSession:
         if hit.is_watch:
             wp = self.watchpoints[hit.number]
             wp.hits += 1
-            new = self.read_memory(wp.address, wp.length)
+            new = self.read_memory(wp.address, wp.length, physical=wp.physical)
             return self._stop("watchpoint", f"watchpoint {wp.number}", number=wp.number, new=new)
         bp = self.breakpoints.get(hit.number)
         if bp is not None:
@@ -366,20 +372,25 @@ class DebugSession:
         uc = self.vcpu.uc
         for number, bp in self.breakpoints.items():
             armed.handles.append(uc.hook_add(UC_HOOK_CODE, self._on_code, number, bp.address, bp.address))
-        for number, wp in self.watchpoints.items():
-            last = wp.address + wp.length - 1
-            if wp.kind in ("write", "access"):
-                armed.handles.append(uc.hook_add(UC_HOOK_MEM_WRITE, self._on_mem, number, wp.address, last))
-            if wp.kind in ("read", "access"):
-                armed.handles.append(uc.hook_add(UC_HOOK_MEM_READ, self._on_mem, number, wp.address, last))
-        if armed.handles:
+        if self.watchpoints:
+            watches = WatchHooks(uc, self.vcpu.paging_regs, self._read_phys, self._code_bytes, self._watch_hit)
+            for number, wp in self.watchpoints.items():
+                if wp.physical:
+                    watches.add_physical(number, wp.address, wp.length, wp.kind)
+                else:
+                    watches.add_virtual(number, wp.address, wp.length, wp.kind)
+            armed.watches = self._watches = watches
+        if armed.handles or armed.watches:
             self.vcpu.flush_code()  # instrument already-translated blocks
         return armed
 
     def _disarm(self, armed: _Armed) -> None:
         for handle in armed.handles:
             self.vcpu.uc.hook_del(handle)
-        if armed.handles:
+        if armed.watches is not None:
+            armed.watches.disarm()
+            self._watches = None
+        if armed.handles or armed.watches:
             self.vcpu.flush_code()
 
     def _on_code(self, uc: Uc, address: int, size: int, number: int) -> None:
@@ -399,7 +410,7 @@ class DebugSession:
         self._first = _Hit(position, number, False)
         vcpu.debug_stop(position - vcpu.icount)
 
-    def _on_mem(self, uc: Uc, access: int, address: int, size: int, value: int, number: int) -> None:
+    def _watch_hit(self, number: int) -> None:
         vcpu = self.vcpu
         position = vcpu.icount + vcpu.counter.in_slice()  # after the accessing instruction
         if self._mode == "scan":
@@ -418,12 +429,16 @@ class DebugSession:
         self.breakpoints[bp.number] = bp
         return bp
 
-    def add_watchpoint(self, address: int, length: int, kind: str = "write") -> Watchpoint:
+    def add_watchpoint(self, address: int, length: int, kind: str = "write", *, physical: bool = False) -> Watchpoint:
+        """Watch [address, address+length), guest-virtual (followed through the
+        page tables) or guest-physical (every mapping of it): see :mod:`watch`."""
         if kind not in ("write", "read", "access"):
             raise DebuggerError(f"unknown watchpoint kind {kind!r}")
         if not 1 <= length <= 1 << 20:
             raise DebuggerError("watchpoint length must be 1 byte to 1 MiB")
-        wp = Watchpoint(self._take_number(), address, length, kind)
+        if physical and not self.machine.ram.contains(address, length):
+            raise DebuggerError(f"Physical address {address:#x} is not in guest RAM.")
+        wp = Watchpoint(self._take_number(), address, length, kind, physical=physical)
         self.watchpoints[wp.number] = wp
         return wp
 
@@ -464,6 +479,16 @@ class DebugSession:
 
     def _read_phys(self, paddr: int, size: int) -> int:
         return self.machine.ram.read_int(paddr, size)
+
+    def _code_bytes(self, address: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``address``: the readable prefix."""
+        out = b""
+        while len(out) < length:
+            try:
+                out += self.read_memory(address + len(out), 1)
+            except DebuggerError:
+                break
+        return out
 
     def instruction_at(self, address: int) -> capstone.CsInsn | None:
         try:

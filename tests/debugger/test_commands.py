@@ -122,6 +122,31 @@ def test_watch_forward_reports_old_and_new_value(demo: Driven) -> None:
     assert " in timer_irq () [icount " in lines[at + 4]
 
 
+def test_physical_watchpoint_xp_and_gva2gpa(demo: Driven) -> None:
+    demand = 0x40000040  # demo.c maps it on a page fault, in its own page tables
+    assert demo.run(f"watch *(uint32_t *){demand:#x}") == f"Hardware watchpoint 1: *(uint32_t *){demand:#x}\n"
+    lines = demo.run("continue").splitlines()
+    assert lines[lines.index("New value = 42") - 1] == "Old value = <unreadable>"  # not mapped at the start
+    store = demo.dbg.session.icount
+    gpa = int(demo.run(f"gva2gpa {demand:#x}").split()[1], 16)
+    assert gpa != demand and demo.dbg.session.machine.ram.contains(gpa, 4)
+    assert demo.run(f"xp/1dw {gpa:#x}") == f"{gpa:#x}:\t42\n"
+    assert demo.run(f"xp/2xb {gpa:#x}") == f"{gpa:#x}:\t0x2a\t0x00\n"
+    demo.run("delete", "goto 0")
+    assert demo.run(f"watch -p {gpa:#x},4") == f"Hardware watchpoint 2: physical {gpa:#x}\n"
+    assert "2       hw watchpoint   keep y" in demo.run("info breakpoints")
+    # Clearing the pool page writes zeros over zeros (no change, no stop, as
+    # in gdb); the first change is the store through 0x40000040.
+    text = demo.run("continue")
+    assert "Hardware watchpoint 2: physical" in text and "New value = 42" in text
+    assert demo.dbg.session.icount == store
+    assert demo.error("watch -p") == "Argument required (address expression to watch)."
+    assert demo.error("watch -p 0x10000000000,4") == "Physical address 0x10000000000 is not in guest RAM."
+    assert demo.error("xp/s 0x1000") == "xp shows numbers and characters, not format 's' (use x with a virtual address)."
+    assert demo.error("xp") == "Argument required (starting physical address)."
+    assert demo.error("gva2gpa 0xfffffffffffff000") == "Cannot access memory at address 0xfffffffffffff000"
+
+
 def test_print_formats_and_history(demo: Driven) -> None:
     to_kprintf(demo)
     kprintf = sym(demo, "kprintf")

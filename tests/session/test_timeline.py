@@ -215,3 +215,59 @@ def test_bad_addresses_are_debugger_errors(session: DebugSession) -> None:
         session.read_memory(0xDEAD_0000_0000, 8)
     with pytest.raises(DebuggerError, match="No breakpoint number"):
         session.delete(999)
+
+
+DEMAND_PAGE_WORD = 0x40000040  # demo.c: mapped on a page fault to a page from the pool
+
+
+def watch_hits(session: DebugSession, until: int) -> list[tuple[int, int]]:
+    hits = []
+    while (stop := session.cont()).reason == "watchpoint":
+        hits.append((stop.icount, stop.rip))
+        if stop.icount >= until:
+            break
+    return hits
+
+
+def test_physical_watchpoint_sees_the_page_through_every_mapping(session: DebugSession) -> None:
+    session.seek(0)
+    virtual = session.add_watchpoint(DEMAND_PAGE_WORD, 4, "write")
+    try:
+        store = session.cont()
+    finally:
+        session.delete(virtual.number)
+    assert store.reason == "watchpoint"
+    paddr = session.translate(DEMAND_PAGE_WORD)
+    assert paddr != DEMAND_PAGE_WORD and session.machine.ram.contains(paddr, 4)
+    assert session.read_memory(paddr, 4, physical=True) == (42).to_bytes(4, "little")
+
+    session.seek(0)
+    physical = session.add_watchpoint(paddr, 4, "write", physical=True)
+    try:
+        hits = watch_hits(session, store.icount)
+        # The pool page is cleared through the identity map first, then the
+        # demand-paged store writes it through 0x40000040: both are seen.
+        assert hits[-1] == (store.icount, store.rip)
+        assert len(hits) >= 2 and all(icount < store.icount for icount, _ in hits[:-1])
+        end = session.seek(10**12)
+        assert end.reason == "end"
+        back = session.reverse_cont()
+        assert (back.reason, back.icount, back.rip) == ("watchpoint", store.icount, store.rip)
+    finally:
+        session.delete(physical.number)
+
+    # The same number as a virtual address is the identity mapping only: the
+    # store through 0x40000040 reaches the same bytes but is not reported.
+    session.seek(0)
+    identity = session.add_watchpoint(paddr, 4, "write")
+    try:
+        seen = watch_hits(session, store.icount)
+    finally:
+        session.delete(identity.number)
+    assert seen and store.icount not in [icount for icount, _ in seen]
+    assert [icount for icount, _ in seen] == [icount for icount, _ in hits[:-1]]
+
+
+def test_physical_watchpoint_outside_ram_is_refused(session: DebugSession) -> None:
+    with pytest.raises(DebuggerError, match="not in guest RAM"):
+        session.add_watchpoint(1 << 40, 4, physical=True)
