@@ -96,11 +96,20 @@ class CheckpointStore:
         self.at = len(self.checkpoints) - 1
         self._thin()
 
-    def restore(self, index: int) -> Checkpoint:
-        """Put RAM back to checkpoint ``index``; return it (its state is the caller's)."""
-        view = self.ram.view
-        for page in self._changed():
-            view[page : page + PAGE_SIZE] = self.shadow[page : page + PAGE_SIZE]
+    def restore(self, index: int, *, ram_at: int | None = None) -> Checkpoint:
+        """Put RAM back to checkpoint ``index``; return it (its state is the caller's).
+
+        ``ram_at``: the caller knows RAM holds checkpoint ``ram_at`` exactly
+        (it replayed up to that checkpoint's icount), so no pass over RAM is
+        needed: the shadow is brought there, then both move along the
+        deltas. Otherwise the pages that differ from the shadow are found by
+        comparing all of RAM."""
+        if ram_at is not None:
+            self._move_shadow(ram_at)
+        else:
+            view = self.ram.view
+            for page in self._changed():
+                view[page : page + PAGE_SIZE] = self.shadow[page : page + PAGE_SIZE]
         self._move_shadow(index, also_ram=True)
         return self.checkpoints[index]
 

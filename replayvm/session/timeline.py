@@ -207,10 +207,19 @@ class DebugSession:
         return "end"
 
     def _restore(self, index: int) -> None:
-        cp = self.store.restore(index)
+        cp = self.store.restore(index, ram_at=self._ram_at_checkpoint())
         self.machine.load_state(cp.state["machine"])  # type: ignore[arg-type]
         self.replayer.load_state(cp.state["replay"])  # type: ignore[arg-type]
         self.diverged = False
+
+    def _ram_at_checkpoint(self) -> int | None:
+        """The checkpoint whose RAM the guest's is now, when that is certain:
+        an undiverted replay standing exactly at a checkpoint's icount (every
+        way of reaching a position gives the same state)."""
+        if self.diverged or self.machine.result is not None:
+            return None
+        index = self.store.before(self.icount)
+        return index if self.store.checkpoints[index].icount == self.icount else None
 
     def seek(self, target: int) -> Stop:
         """Go to position ``target`` (clamped to the recording)."""
