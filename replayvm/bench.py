@@ -106,7 +106,7 @@ def bench(image: bytes, cmdline: str, memory_mib: int = 64) -> dict[str, object]
     }
 
 
-def bench_timeline(work: int = 6, samples: int = 40, seed: int = 1) -> dict[str, object]:
+def bench_timeline(work: int = 8, samples: int = 40, seed: int = 1) -> dict[str, object]:
     """Time travel on a long recording (crc with ``work`` passes, ~1.6e8 insns each):
     reverse-stepi at random positions, and reverse-continue against a forward replay
     over the same distance."""
@@ -149,8 +149,9 @@ def bench_timeline(work: int = 6, samples: int = 40, seed: int = 1) -> dict[str,
         t0 = monotonic()
         fresh.seek(recorded.icount)
         forward_s = monotonic() - t0
-        memory = session.store.memory
+        memory, budget, checkpoints = session.store.memory, session.store.budget, len(session.store)
     return {
+        "work": work,
         "instructions": recorded.icount,
         "record_s": round(record_s, 2),
         "first_replay_with_checkpoints_s": round(first_pass_s, 2),
@@ -162,6 +163,8 @@ def bench_timeline(work: int = 6, samples: int = 40, seed: int = 1) -> dict[str,
         "reverse_continue_distance": recorded.icount - hit.icount,
         "reverse_continue_vs_forward": round(reverse_s / forward_s, 2) if forward_s else None,
         "checkpoint_memory_mib": round(memory / (1 << 20), 1),
+        "checkpoint_budget_mib": round(budget / (1 << 20), 1),
+        "checkpoints": checkpoints,
     }
 
 

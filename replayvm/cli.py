@@ -462,17 +462,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(json.dumps(timeline, indent=2))
             return 0
         rs = timeline["reverse_stepi_ms"]
-        print(f"time travel on a recording of {timeline['instructions']} instructions (crc work=6)")
+        print(f"time travel on a recording of {timeline['instructions']} instructions (crc work={timeline['work']})")
         print(
             f"  record {timeline['record_s']} s; first replay building checkpoints "
             f"{timeline['first_replay_with_checkpoints_s']} s"
         )
         print(f"  reverse-stepi at {rs['samples']} random positions: median {rs['median']} ms, worst {rs['worst']} ms")
         print(
-            f"  reverse-continue over a quarter of the run / forward replay over it = "
-            f"{timeline['reverse_continue_vs_forward']}"
+            f"  reverse-continue over {timeline['reverse_continue_distance']} instructions (a breakpoint on kmain"
+            f" from the end) / forward replay over them = {timeline['reverse_continue_vs_forward']}"
         )
-        print(f"  checkpoint memory {timeline['checkpoint_memory_mib']} MiB")
+        print(
+            f"  checkpoint memory {timeline['checkpoint_memory_mib']} MiB "
+            f"(budget {timeline['checkpoint_budget_mib']} MiB, {timeline['checkpoints']} checkpoints)"
+        )
         return 0
     image, _, _ = resolve_image("crc")
     cmdline = args.cmdline if args.cmdline is not None else "work=4"  # ~6.5e8 insns: fixed costs amortized
@@ -945,7 +948,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.add_argument(
-        "--timeline", action="store_true", help="time-travel costs on a ~1e9-instruction recording (about a minute)"
+        "--timeline", action="store_true", help="time-travel costs on a ~1e9-instruction recording (about 20 s)"
     )
     bench.add_argument("--cmdline", default=None, metavar="STR", help="compute guest command line (e.g. work=2)")
     bench.add_argument(
