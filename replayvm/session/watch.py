@@ -166,22 +166,27 @@ class WatchHooks:
 
     def _explicit_operands_miss(self, piece: _Piece) -> bool:
         """True when the accessing instruction's explicit memory operands all
-        lie elsewhere: it reached these bytes through another mapping."""
+        lie in other virtual pages: it reached these bytes through another
+        mapping."""
         rip = self.uc.reg_read(UC_X86_REG_RIP)
         insn = next(_decoder().disasm(self._read_code(rip, 15), rip, 1), None)
         if insn is None:
             return False
-        ranges = []
+        # Compared page by page: another mapping of the same bytes lies in
+        # another virtual page, and an operand's size is not always known
+        # (fxsave, xsave: taken as up to a page).
+        vpage = piece.vaddr & ~(PAGE_SIZE - 1)
+        explicit = False
         for op in insn.operands:
             if op.type != cx.X86_OP_MEM:
                 continue
             ea = self._effective_address(insn, op.mem)
             if ea is None:
                 return False
-            ranges.append((ea, op.size or 1))
-        if not ranges:
-            return False  # implicit accesses only (stack, string instructions)
-        return not any(ea < piece.vaddr + piece.length and piece.vaddr < ea + n for ea, n in ranges)
+            explicit = True
+            if ea & ~(PAGE_SIZE - 1) <= vpage <= (ea + (op.size or PAGE_SIZE) - 1) & ~(PAGE_SIZE - 1):
+                return False
+        return explicit  # no explicit operand: implicit accesses (stack...), kept
 
     def _effective_address(self, insn: capstone.CsInsn, mem: object) -> int | None:
         uc = self.uc
