@@ -18,11 +18,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from replayvm.guests.linux_assets import find_assets
+from replayvm.benchlinux import SESSION_COMMANDS as COMMANDS
+from replayvm.guests.linux_assets import APPEND, MEMORY_MIB, find_assets
 
 pytestmark = [pytest.mark.slow, pytest.mark.linux]
 
@@ -32,9 +34,6 @@ if ASSETS is None:
         "Linux assets absent: fetch them with `python -m replayvm.guests.linux_assets`", allow_module_level=True
     )
 
-APPEND = "console=ttyS0"
-MEMORY_MIB = 128
-COMMANDS = ["echo hello from the shell", "ls /", "cat /proc/cmdline", "echo $((6 * 7))", "exit"]
 # A kernel log line, wherever it starts: an asynchronous message can land in the
 # middle of a line the shell is printing (QEMU's "tsc: Refined TSC clocksource...").
 KERNEL_MESSAGE = re.compile(r"\[\s*\d+\.\d+\] [^\n]*\n")
@@ -61,7 +60,7 @@ def session_lines(serial: bytes) -> list[str]:
     return [line.rstrip() for line in lines[:cut_from] + lines[cut_to:] if line.strip()]
 
 
-def qemu_session(assets, commands: list[str], timeout: float = 300.0) -> bytes:  # type: ignore[no-untyped-def]
+def qemu_session(assets, commands: Sequence[str], timeout: float = 300.0) -> bytes:  # type: ignore[no-untyped-def]
     """Boot on QEMU and type each command when the shell prompt shows, as a person would."""
     qemu = subprocess.Popen(
         ["qemu-system-x86_64", "-M", "pc", "-cpu", "qemu64,-apic", "-m", str(MEMORY_MIB), "-no-reboot",
@@ -138,6 +137,21 @@ def test_linux_session_records_replays_exactly_and_matches_qemu(tmp_path: Path) 
     back = session.reverse_cont()
     assert (back.reason, back.rip) == ("breakpoint", regs["rip"]) and late <= back.icount < end - 100
     session.delete(bp.number)
+
+    # The last write to the stack slot at RSP before `late`, found backwards by a
+    # watchpoint on its virtual address (followed through the kernel's page tables:
+    # KASLR, vmalloc'd stacks, PTI's two roots) and by one on its physical address.
+    session.seek(late)
+    slot = regs["rsp"]
+    virtual = session.add_watchpoint(slot, 8, "write")
+    written = session.reverse_cont()
+    session.delete(virtual.number)
+    assert written.reason == "watchpoint" and written.icount < late
+    physical = session.add_watchpoint(session.translate(slot), 8, "write", physical=True)
+    session.seek(late)
+    again = session.reverse_cont()
+    session.delete(physical.number)
+    assert (again.reason, again.icount, again.rip) == ("watchpoint", written.icount, written.rip)
 
     # QEMU prints the same user-space session for the same kernel, initramfs and commands.
     if shutil.which("qemu-system-x86_64") is not None:
