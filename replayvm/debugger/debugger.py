@@ -28,7 +28,6 @@ from replayvm.debugger.format import addr16, watch_value
 from replayvm.debugger.source import LineTable, SourceFiles
 from replayvm.debugger.symbols import SymbolTable
 from replayvm.engine.context import CpuContext
-from replayvm.engine.memory import PAGE_SIZE
 from replayvm.engine.uc_abi import HF_CS32_MASK, HF_CS64_MASK
 from replayvm.errors import ReplayVMError
 from replayvm.session.recording import KERNEL_BLOB
@@ -223,17 +222,7 @@ class Debugger:
 
     def read_code(self, address: int, length: int) -> bytes:
         """As many of ``length`` bytes at ``address`` as are readable."""
-        try:
-            return self.session.read_memory(address, length)
-        except ReplayVMError:
-            pass
-        to_page_end = PAGE_SIZE - (address & (PAGE_SIZE - 1))
-        if to_page_end < length:
-            try:
-                return self.session.read_memory(address, to_page_end)
-            except ReplayVMError:
-                pass
-        return b""
+        return self.session.read_code(address, length)
 
     def code_bits(self) -> int:
         """16, 32 or 64: how the CPU decodes code now (CS.L, CS.D in QEMU's hflags;

@@ -382,7 +382,7 @@ class DebugSession:
         for number, bp in self.breakpoints.items():
             armed.handles.append(uc.hook_add(UC_HOOK_CODE, self._on_code, number, bp.address, bp.address))
         if self.watchpoints:
-            watches = WatchHooks(uc, self.vcpu.paging_regs, self._read_phys, self._code_bytes, self._watch_hit)
+            watches = WatchHooks(uc, self.vcpu.paging_regs, self._read_phys, self.read_code, self._watch_hit)
             for number, wp in self.watchpoints.items():
                 if wp.physical:
                     watches.add_physical(number, wp.address, wp.length, wp.kind)
@@ -489,15 +489,20 @@ class DebugSession:
     def _read_phys(self, paddr: int, size: int) -> int:
         return self.machine.ram.read_int(paddr, size)
 
-    def _code_bytes(self, address: int, length: int) -> bytes:
-        """Up to ``length`` bytes at ``address``: the readable prefix."""
-        out = b""
-        while len(out) < length:
+    def read_code(self, address: int, length: int) -> bytes:
+        """As many of ``length`` bytes at ``address`` as are readable (code may
+        end where the next page is not mapped)."""
+        try:
+            return self.read_memory(address, length)
+        except DebuggerError:
+            pass
+        to_page_end = PAGE_SIZE - (address & (PAGE_SIZE - 1))
+        if to_page_end < length:
             try:
-                out += self.read_memory(address + len(out), 1)
+                return self.read_memory(address, to_page_end)
             except DebuggerError:
-                break
-        return out
+                pass
+        return b""
 
     def instruction_at(self, address: int) -> capstone.CsInsn | None:
         try:
