@@ -171,7 +171,7 @@ def _set_watchpoint(dbg: Debugger, text: str | None, kind: str) -> None:
 
 _WATCH_HELP = (
     "ADDR is an address expression (a symbol, a number, *(uint32_t *)$rdi); LEN defaults to 8 bytes.\n"
-    "-p ADDR[,LEN] watches guest-physical memory: every mapping of it, and page walks through it\n"
+    "-p ADDR[,LEN] watches guest-physical memory: the CPU's accesses to it through any mapping\n"
     "(gva2gpa ADDR gives the physical address of a virtual one; xp examines physical memory)."
 )
 
