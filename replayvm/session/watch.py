@@ -16,7 +16,7 @@ address the instruction used. So:
   address space (another CR3: walk again) and against the instruction's
   explicit memory operands (an access through another virtual mapping of
   the same bytes is not the watched address). Left: accesses without an
-  explicit operand (push, movs...) through another mapping are reported
+  explicit operand (push, call, pushf...) through another mapping are reported
   too, and an address space entered within a slice is followed from its
   first hit or the next slice boundary on.
 
