@@ -955,7 +955,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--linux",
         action="store_true",
         help="Debian's kernel to the shell prompt and through a short session: run, record, replay and QEMU TCG "
-        "(needs `replayvm guests fetch-linux`; about 30 s, or 10 s with --no-qemu)",
+        "(needs `replayvm guests fetch-linux`; about 30 s: run, record and replay take ~8 s each)",
     )
     bench.add_argument("--no-qemu", action="store_true", help="with --linux: leave out the QEMU side")
     bench.set_defaults(func=cmd_bench)
