@@ -507,6 +507,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f", native / free = {engines['native_vs_free']:.3f}"  # type: ignore[index]
             f"  (a no-op block hook alone: {engines['hook_floor_vs_free']:.3f})"  # type: ignore[index]
         )
+        if "native_inline_vs_free" in engines:  # type: ignore[operator]
+            print(f"  native-inline / free = {engines['native_inline_vs_free']:.3f}  (experimental, not the default)")  # type: ignore[index]
     else:
         print("  (native counter not built)")
     io = report["io"]

@@ -42,11 +42,12 @@ class InstructionCounter(Protocol):
     name: str
     stop_count: int | None  # the in-hook count when a hook stopped the slice
 
-    def in_slice(self) -> int:
-        """Instructions started in the running slice, including the current one."""
+    def in_slice(self, mmio: bool = False) -> int:
+        """Instructions started in the running slice, including the current one
+        (``mmio``: the caller is an MMIO callback, where Unicorn leaves RIP stale)."""
         ...
 
-    def mark_stop(self) -> None:
+    def mark_stop(self, mmio: bool = False) -> None:
         """Called by a hook that calls emu_stop: the slice ends after this instruction."""
         ...
 
@@ -89,11 +90,12 @@ class CountModeCounter:
         self._word = layout().counter_word
         self.stop_count: int | None = None  # the in-hook count when a hook stopped the slice
 
-    def in_slice(self) -> int:
-        """Instructions started in the running slice, including the current one."""
+    def in_slice(self, mmio: bool = False) -> int:
+        """Instructions started in the running slice, including the current one
+        (exact in every hook, MMIO callbacks too)."""
         return self._ptr[self._word]
 
-    def mark_stop(self) -> None:
+    def mark_stop(self, mmio: bool = False) -> None:
         """Called by a hook that calls emu_stop: the slice ends after this instruction."""
         if self.stop_count is None:
             self.stop_count = self._ptr[self._word]

@@ -57,8 +57,8 @@ def _bare(ram: GuestRam, ctx: object, engine: str) -> tuple[Uc, object, list[boo
     uc.ctl_set_exits([])
     uc.context_restore(ctx)
     counter: object = None
-    if engine == "native":
-        counter = NativeCounter(uc)
+    if engine in ("native", "native-inline"):
+        counter = NativeCounter(uc, patching=engine == "native-inline")
     elif engine == "count":
         counter = CountModeCounter(uc)
     if engine == "hook-floor":
@@ -85,7 +85,8 @@ def _bare(ram: GuestRam, ctx: object, engine: str) -> tuple[Uc, object, list[boo
 def run_engine(
     image: bytes, cmdline: str, engine: str, *, memory_mib: int = 64, slice_insns: int = 2_000_000
 ) -> EngineRate:
-    """Run ``image`` to its debug exit with ``engine`` in {"free", "hook-floor", "count", "native"}."""
+    """Run ``image`` to its debug exit with ``engine`` in {"free", "hook-floor", "count", "native",
+    "native-inline"} (native-inline: blocks count inline in their own code, experimental)."""
     ram = GuestRam(memory_mib << 20)
     ctx = _boot_context(image, cmdline, ram)
     uc, counter, exited = _bare(ram, ctx, engine)
@@ -111,10 +112,12 @@ def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repe
     VM one process's memory placement moves a run by several per cent. The free-running side is credited with the
     instruction count the counted sides measured (they must agree, or this
     raises ``AssertionError``)."""
-    from replayvm.engine.native import native_available
+    from replayvm.engine.native import native_available, native_layout
 
     ok, why = native_available()
-    engines = ("free", "hook-floor", "count", "native") if ok else ("free", "count")
+    engines: tuple[str, ...] = ("free", "hook-floor", "count", "native") if ok else ("free", "count")
+    if ok and native_layout().patching:
+        engines += ("native-inline",)
     best: dict[str, EngineRate] = {}
     for round_ in range(max(1, repeat)):
         for name in engines:
@@ -123,14 +126,17 @@ def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repe
             rate = run_engine(image, cmdline, name, memory_mib=memory_mib)
             if name not in best or rate.seconds < best[name].seconds:
                 best[name] = rate
-    count, native = best["count"], best.get("native")
-    if native is not None and native.instructions != count.instructions:
-        raise AssertionError(f"native counted {native.instructions} instructions, count mode {count.instructions}")
+    count, native, inline = best["count"], best.get("native"), best.get("native-inline")
+    for side in (native, inline):
+        if side is not None and side.instructions != count.instructions:
+            raise AssertionError(
+                f"{side.engine} counted {side.instructions} instructions, count mode {count.instructions}"
+            )
     free = EngineRate("free", count.instructions, best["free"].seconds)
     sides = [free]
     if "hook-floor" in best:
         sides.append(EngineRate("hook-floor", count.instructions, best["hook-floor"].seconds))
-    sides += [count] + ([native] if native is not None else [])
+    sides += [count] + [side for side in (native, inline) if side is not None]
     result: dict[str, object] = {
         "instructions": count.instructions,
         "repeat": max(1, repeat),
@@ -141,6 +147,8 @@ def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repe
         result["native_vs_free"] = round(native.mips / free.mips, 3) if free.mips else 0.0
         floor = sides[1]
         result["hook_floor_vs_free"] = round(floor.mips / free.mips, 3) if free.mips else 0.0
+    if inline is not None:
+        result["native_inline_vs_free"] = round(inline.mips / free.mips, 3) if free.mips else 0.0
     else:
         result["native_unavailable"] = why
     return result

@@ -225,6 +225,7 @@ class Vcpu:
         self.icount = 0  # instructions executed before the current slice
         self.idle_ns = 0  # virtual time skipped while halted
         self._in_slice = False
+        self._in_mmio = False  # inside an MMIO callback: RIP is stale there
         self.stop_reason: ExitReason | None = None
         self._pending_fault: tuple[Event, int] | None = None
         self.last_exception: tuple[int, int] | None = None  # (vector, RIP) of the newest one
@@ -240,7 +241,7 @@ class Vcpu:
     def current_icount(self) -> int:
         """Exact instruction count, also inside a hook (counts the current instruction)."""
         if self._in_slice:
-            return self.icount + self.counter.in_slice()
+            return self.icount + self.counter.in_slice(self._in_mmio)
         return self.icount
 
     def now(self) -> int:
@@ -421,12 +422,20 @@ class Vcpu:
         def on_read(uc: Uc, offset: int, width: int, _ud: object) -> int:
             stats.by_reason["mmio"] += 1
             stats.mmio_pages[base + (offset & ~0xFFF)] += 1
-            return read(offset, width) & ((1 << (8 * width)) - 1)
+            self._in_mmio = True
+            try:
+                return read(offset, width) & ((1 << (8 * width)) - 1)
+            finally:
+                self._in_mmio = False
 
         def on_write(uc: Uc, offset: int, width: int, value: int, _ud: object) -> None:
             stats.by_reason["mmio"] += 1
             stats.mmio_pages[base + (offset & ~0xFFF)] += 1
-            write(offset, width, value & ((1 << (8 * width)) - 1))
+            self._in_mmio = True
+            try:
+                write(offset, width, value & ((1 << (8 * width)) - 1))
+            finally:
+                self._in_mmio = False
 
         self.uc.mmio_map(base, size, on_read, None, on_write, None)
 
@@ -436,7 +445,7 @@ class Vcpu:
         if self.stop_reason is None:
             self.stop_reason = reason
             self.stop_message = message
-        self.counter.mark_stop()
+        self.counter.mark_stop(self._in_mmio)
         self.uc.emu_stop()
 
     def debug_stop(self, executed: int) -> None:

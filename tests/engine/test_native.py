@@ -68,6 +68,8 @@ def engine(kind: str, code: bytes) -> tuple[Uc, object]:
     uc.mem_write(CODE, code)
     uc.reg_write(UC_X86_REG_RSP, STACK)
     uc.reg_write(UC_X86_REG_RIP, CODE)
+    if kind == "native-inline":  # blocks count inline in their own code (experimental)
+        return uc, native.NativeCounter(uc, patching=True)
     counter = make_counter(uc, kind)
     assert counter.name == kind
     return uc, counter
@@ -88,8 +90,8 @@ class Probe:
         add_raw_insn_hook(uc, UC_X86_INS_RDTSC, self._rdtsc)
         uc.mmio_map(MMIO, 0x1000, self.on_mmio_read, None, self.on_mmio_write, None)
 
-    def note(self, what: object) -> None:
-        self.seen.append((what, self.counter.in_slice()))  # type: ignore[attr-defined]
+    def note(self, what: object, *, mmio: bool = False) -> None:
+        self.seen.append((what, self.counter.in_slice(mmio)))  # type: ignore[attr-defined]
 
     def on_intr(self, uc: Uc, intno: int, _ud: object) -> None:
         rip = uc.reg_read(UC_X86_REG_RIP)
@@ -124,18 +126,23 @@ class Probe:
         return 1
 
     def on_mmio_read(self, uc: Uc, offset: int, size: int, _ud: object) -> int:
-        self.note(("mmio-r", offset))
+        self.note(("mmio-r", offset), mmio=True)
         return offset
 
     def on_mmio_write(self, uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
-        self.note(("mmio-w", offset, value))
+        self.note(("mmio-w", offset, value), mmio=True)
 
 
-def run_both(code: bytes, budgets: list[int], *, stop_ports: frozenset[int] = frozenset()) -> list[object]:
-    """Run ``code`` in slices of ``budgets`` under both engines; return count
-    mode's observations after asserting native's are the same."""
+def run_both(
+    code: bytes, budgets: list[int], *, stop_ports: frozenset[int] = frozenset(), inline: bool = False
+) -> list[object]:
+    """Run ``code`` in slices of ``budgets`` under count mode and the native
+    counter; return count mode's observations after asserting native's are
+    the same. ``inline``: also with blocks counting inline in their own code
+    (experimental), which must have happened (blocks ran more than once)."""
     results = {}
-    for kind in ("count", "native"):
+    patched = 0
+    for kind in ("count", "native", "native-inline") if inline else ("count", "native"):
         uc, counter = engine(kind, code)
         probe = Probe(uc, counter, stop_ports=stop_ports)
         slices = []
@@ -148,9 +155,17 @@ def run_both(code: bytes, budgets: list[int], *, stop_ports: frozenset[int] = fr
             if got[0] == "error":
                 break
         results[kind] = (probe.seen, slices)
-        if kind == "native":
-            assert counter.stats()["inexact"] == 0  # type: ignore[attr-defined]
+        if kind != "count":
+            stats = counter.stats()  # type: ignore[attr-defined]
+            assert stats["inexact"] == 0
+            if kind == "native":
+                assert stats["patched"] == 0
+            else:
+                patched = stats["patched"]
     assert results["native"] == results["count"]
+    if inline:
+        assert patched > 0
+        assert results["native-inline"] == results["count"]
     return results["count"][0]
 
 
@@ -255,6 +270,78 @@ def test_fetch_from_unmapped_memory_is_an_error_at_the_same_count() -> None:
 def test_read_of_unmapped_memory_is_an_error_at_the_same_count() -> None:
     code = b"\x90\x90\x8b\x04\x25\x00\x00\x10\x00\x90" + HLT  # mov eax, [0x100000]
     run_both(code, [100])
+
+
+# -- blocks that count inline (their hook call rewritten after their first run) --------
+# mov ecx, 6; 1: <body>; dec ecx; jnz 1b; hlt -- the body runs six times.
+
+
+def _loop(body: bytes) -> bytes:
+    back = -(len(body) + 4)
+    return b"\xb9\x06\x00\x00\x00" + body + b"\xff\xc9\x75" + (back & 0xFF).to_bytes(1, "little") + HLT
+
+
+def test_landing_anywhere_in_blocks_that_count_inline() -> None:
+    code = _loop(NOPS)
+    for budget in range(1, 52):
+        run_both(code, [budget, 1, budget, 100], inline=True)
+
+
+def test_positions_in_blocks_that_count_inline() -> None:
+    # nop; in al, 0x61; mov eax, [MMIO]; nop; mov [MMIO+8], eax; cpuid; nop
+    body = b"\x90\xe4\x61\x8b\x04\x25\x00\x00\x02\x00\x90\x89\x04\x25\x08\x00\x02\x00\x0f\xa2\x90"
+    seen = run_both(_loop(body), [1000], inline=True)
+    assert [n for (what, *_), n in seen if what == "mmio-r"] == [4 + 9 * i for i in range(6)]
+    for budget in (2, 5, 9, 13, 30):
+        run_both(_loop(body), [budget, budget, 1000], inline=True)
+
+
+def test_stops_in_blocks_that_count_inline() -> None:
+    # nop; mov al, 1; out 0x80, al (stops); nop; in al, 0x61; nop
+    body = b"\x90\xb0\x01\xe6\x80\x90\xe4\x61\x90"
+    run_both(_loop(body), [1000] * 8, stop_ports=frozenset({0x80}), inline=True)
+    for budget in (3, 4, 7, 8, 11):
+        run_both(_loop(body), [budget] * 12 + [1000], stop_ports=frozenset({0x80}), inline=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: inline counting overcounts after a #UD hook that moves RIP without delivering it "
+    "(why is not found yet; the reason it is off by default)",
+)
+def test_exceptions_in_blocks_that_count_inline() -> None:
+    # nop; ud2 (skipped); nop; int3; nop; mov eax, [0x100000] (unmapped: the error ends the run)
+    body = b"\x90\x0f\x0b\x90\xcc\x90"
+    run_both(_loop(body), [1000], inline=True)
+    for budget in (2, 5, 6, 9, 13):
+        run_both(_loop(body), [budget] * 12 + [1000], inline=True)
+
+
+def test_stores_into_blocks_that_count_inline() -> None:
+    # mov [rip+2], cl (rewrites the immediate of the next instruction); add eax, imm8
+    for budget in range(1, 12):
+        run_both(_loop(bytes.fromhex("880d0200000083c011")), [budget, budget, 200], inline=True)
+
+
+def test_blocks_over_127_instructions_keep_calling_the_hook() -> None:
+    code = _loop(b"\x90" * 120) + b"\x90" * 200 + HLT
+    for budget in (1, 100, 250, 700, 1000):
+        run_both(code, [budget, 1000])
+    _uc, counter = engine("native-inline", b"\x90" * 200 + b"\xeb\xfe")  # 200 nops, then jmp . (1 instruction)
+    counter.run(CODE, 1000)  # type: ignore[attr-defined]
+    stats = counter.stats()  # type: ignore[attr-defined]
+    assert stats["unpatchable"] >= 1 and stats["patched"] >= 1
+
+
+def test_closing_the_counter_drops_the_blocks_that_count_inline() -> None:
+    uc, counter = engine("native-inline", _loop(NOPS))
+    assert counter.run(CODE, 1000) == (1 + 6 * 8 + 1, True)  # type: ignore[attr-defined]
+    assert counter.stats()["patched"] > 0  # type: ignore[attr-defined]
+    counter.close()  # type: ignore[attr-defined]
+    del uc._replayvm_native  # type: ignore[attr-defined]  # the C counter and its state are freed
+    uc.reg_write(UC_X86_REG_RIP, CODE)
+    uc.emu_start(CODE, icount.UNTIL_NEVER)  # runs freshly translated code, not code writing freed memory
+    assert uc.reg_read(UC_X86_REG_RIP) == CODE + len(_loop(NOPS))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -425,6 +512,7 @@ def test_engine_benchmark_runs_every_engine_to_the_same_count() -> None:
     guest = catalog.get("hello")
     result = bench_engines(guest.image.read_bytes(), guest.cmdline)
     engines = [side["engine"] for side in result["sides"]]  # type: ignore[index]
-    assert engines == ["free", "hook-floor", "count", "native"]
+    inline = ["native-inline"] if native.native_layout().patching else []
+    assert engines == ["free", "hook-floor", "count", "native", *inline]
     assert result["instructions"] > 10_000 and "native_vs_free" in result  # type: ignore[operator]
     assert "hook_floor_vs_free" in result  # type: ignore[operator]

@@ -55,7 +55,9 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
 
 typedef void uc_engine;
 typedef int uc_err;
@@ -124,21 +126,33 @@ enum { REASON_NONE = 0, REASON_LIMIT = 1, REASON_USER = 2, REASON_WINDOW = 3, RE
 #define TB_PTR(tb, off) (*(uintptr_t *)((uint8_t *)(tb) + (off)))
 
 /* What every block hook reads and writes, in one cache line of a page of its
- * own: the fast path touches nothing else of ours. Where this lies matters
+ * own: the fast paths touch nothing else of ours. Where this lies matters
  * (placed inside the Python object, some heap offsets ran the compute guest
  * 25 % slower, presumably 4K aliasing with the guest's hot stores), so it is
- * page-aligned, the same in every run. */
+ * page-aligned, the same in every run.
+ *
+ * A block is counted in full when it is entered. Instructions counted in the
+ * slice = lim - rem; rem is what the fast paths may still count (0 while
+ * anything needs the slow path), so they do one subtraction. cur names the
+ * running block (its offset from tb_base; 0: none) so that a block left
+ * early can be corrected. Patched blocks (see patch_tb) do the same in their
+ * own code, addressing rem and cur by HOT_REM and HOT_CUR. */
 typedef struct Hot {
     uintptr_t align_mask;
     uintptr_t tb_hdr;
-    uint64_t fast_limit; /* limit while nothing needs the slow path, else 0 */
-    uint64_t done;       /* instructions of finished blocks (corrected on early exits) */
-    uint8_t *cur_tb;     /* the running block, if cur_n != 0 */
-    uint32_t cur_n;      /* its instruction count; 0: no block is running */
+    uint32_t rem;
+    uint32_t cur;
+    uint64_t lim;
+    uintptr_t tb_base;
     volatile int32_t *icount_decr; /* cpu_neg(cpu)->icount_decr.u32 */
     volatile uintptr_t *mem_io_pc;
     void *owner; /* the Counter */
 } Hot;
+
+#define HOT_REM 16
+#define HOT_CUR 20
+_Static_assert(offsetof(Hot, rem) == HOT_REM && offsetof(Hot, cur) == HOT_CUR, "patched code addresses these");
+#define REM_MAX 0x7fffffffu
 
 typedef struct {
     PyObject_HEAD
@@ -166,6 +180,12 @@ typedef struct {
     uintptr_t mem_io_pc_dummy;
     int window_armed;
 
+    /* inline counting in the TBs' own code (patch_tb) */
+    int patching;
+    int32_t env_icount_disp; /* icount_decr's offset from env (CPUX86State) */
+    uc_ctl_fn ctl;
+    uint32_t ctl_tb_flush;
+
     uc_hook h_block, h_intr, h_invalid, h_land;
     volatile uint64_t *land_begin, *land_end;
     int hooks_added;
@@ -183,7 +203,7 @@ typedef struct {
 
     /* statistics; st_inexact counts events after which the count may be wrong */
     uint64_t st_slow, st_land, st_split, st_smc, st_scans, st_fallback, st_inexact, st_scan_fail, st_skipped,
-        st_window, st_variants;
+        st_window, st_variants, st_patched, st_unpatchable;
 
     /* calibration probe */
     int probe;
@@ -439,53 +459,102 @@ static uint64_t read_rip(Counter *s)
     return rip;
 }
 
-static int cur_ok(Counter *s)
+/* -- the count ----------------------------------------------------------------- */
+
+static uint64_t counted(const Counter *s)
 {
-    const uint8_t *tb = s->hot->cur_tb;
-    return tb != NULL && TB_PTR(tb, TB_TC_PTR) == (uintptr_t)tb + s->hot->tb_hdr && TB_U16(tb, TB_ICOUNT) == s->hot->cur_n;
+    return s->hot->lim - s->hot->rem;
 }
 
-/* Instructions started in the running block, including the current one. */
-static uint64_t started_in_block(Counter *s)
+/* Count k more (or fewer) instructions. The end of the fast budget never
+ * moves forward here (update_fast moves it). */
+static void add_counted(Counter *s, int64_t k)
 {
-    if (!cur_ok(s)) {
-        s->st_inexact++;
-        return s->hot->cur_n;
+    Hot *h = s->hot;
+    if (k < 0) {
+        h->lim += (uint64_t)k;
+    } else if ((uint64_t)k <= h->rem) {
+        h->rem -= (uint32_t)k;
+    } else {
+        h->lim = h->lim - h->rem + (uint64_t)k;
+        h->rem = 0;
     }
-    const uint8_t *tb = s->hot->cur_tb;
-    int64_t i = index_of_pc(tb, read_rip(s) + TB_U64(tb, TB_CS_BASE));
-    uintptr_t h = *s->hot->mem_io_pc;
-    if (h != 0) {
-        int64_t j = index_of_host(tb, h);
-        if (j > i) {
-            i = j;
-        }
-    }
-    if (i < 0) {
-        return s->hot->cur_n; /* past the block's last instruction (a trap such as int n) */
-    }
-    return (uint64_t)i + 1;
-}
-
-static uint64_t in_slice_now(Counter *s)
-{
-    if (s->hot->cur_n == 0) {
-        return s->hot->done;
-    }
-    return s->hot->done + started_in_block(s);
 }
 
 static void update_fast(Counter *s)
 {
     int fast = s->active && !s->probe && !s->redirect_valid && s->stop_count < 0 && !s->window_armed &&
                s->reason == REASON_NONE && !s->land_active;
-    s->hot->fast_limit = fast ? s->limit : 0; /* a block holds at least one instruction */
+    uint64_t c = counted(s);
+    uint64_t room = fast && s->limit > c ? s->limit - c : 0;
+    s->hot->rem = room > REM_MAX ? REM_MAX : (uint32_t)room;
+    s->hot->lim = c + s->hot->rem;
+}
+
+/* The encoding of tb in Hot.cur: its offset from tb_base (QEMU's code buffer
+ * is one mapping of at most 1 GiB), or 0 if it cannot be encoded. */
+static uint32_t tb_id(Counter *s, const uint8_t *tb)
+{
+    if (s->hot->tb_base == 0) {
+        s->hot->tb_base = (uintptr_t)tb - 0x80000000u;
+    }
+    uintptr_t off = (uintptr_t)tb - s->hot->tb_base;
+    return off > 0 && off <= 0xffffffffu ? (uint32_t)off : 0;
+}
+
+/* The running block, or NULL. */
+static uint8_t *cur_tb(const Counter *s)
+{
+    return s->hot->cur ? (uint8_t *)(s->hot->tb_base + s->hot->cur) : NULL;
+}
+
+static int tb_ok(const Counter *s, const uint8_t *tb)
+{
+    return TB_PTR(tb, TB_TC_PTR) == (uintptr_t)tb + s->hot->tb_hdr;
+}
+
+/* What entering the running block counted: all of it, or nothing for a
+ * landing variant (its landing hook counts). */
+static uint32_t entry_count(const Counter *s, const uint8_t *tb)
+{
+    return s->land_active ? 0 : TB_U16(tb, TB_ICOUNT);
+}
+
+/* Instructions started in the running block, including the current one. In
+ * an MMIO callback RIP is stale and cpu->mem_io_pc, the host address of the
+ * access (set by QEMU right before the callback), names the instruction. */
+static uint64_t started_in_block(Counter *s, const uint8_t *tb, int mmio)
+{
+    int64_t i = index_of_pc(tb, read_rip(s) + TB_U64(tb, TB_CS_BASE));
+    if (mmio) {
+        int64_t j = index_of_host(tb, *s->hot->mem_io_pc);
+        if (j > i) {
+            i = j;
+        }
+    }
+    if (i < 0) {
+        return TB_U16(tb, TB_ICOUNT); /* past the block's last instruction (a trap such as int n) */
+    }
+    return (uint64_t)i + 1;
+}
+
+static uint64_t in_slice_now(Counter *s, int mmio)
+{
+    const uint8_t *tb = cur_tb(s);
+    if (tb == NULL) {
+        return counted(s);
+    }
+    if (!tb_ok(s, tb)) {
+        s->st_inexact++;
+        return counted(s);
+    }
+    return counted(s) - entry_count(s, tb) + started_in_block(s, tb, mmio);
 }
 
 static void stop(Counter *s, int reason)
 {
     s->reason = reason;
-    s->hot->fast_limit = 0;
+    update_fast(s);
     s->emu_stop(s->uc);
 }
 
@@ -497,11 +566,211 @@ static void park_landing(Counter *s)
     update_fast(s);
 }
 
-static void enter(Counter *s, uint8_t *tb, uint32_t n)
+/* The running block ends here after k of its instructions started. */
+static void leave(Counter *s, const uint8_t *tb, uint64_t k)
 {
-    s->hot->cur_tb = tb;
-    s->hot->cur_n = n;
-    *s->hot->mem_io_pc = 0;
+    add_counted(s, (int64_t)k - (int64_t)entry_count(s, tb));
+    s->hot->cur = 0;
+    if (s->land_active) {
+        park_landing(s);
+    }
+}
+
+static void enter(Counter *s, uint8_t *tb, uint32_t counted_now)
+{
+    uint32_t id = tb_id(s, tb);
+    if (id == 0) {
+        s->st_inexact++;
+    }
+    s->hot->cur = id;
+    add_counted(s, counted_now);
+    update_fast(s);
+}
+
+/* -- patching: count inside the TB's own code ------------------------------------
+ *
+ * With a single block hook Unicorn calls it inline: every TB's code starts
+ *
+ *     movabs rdi, uc; mov esi, pc; mov edx, size; movabs rcx, hot; call on_block
+ *     movabs rdi, uc; xor esi, esi; call helper_check_exit_request
+ *
+ * and the call costs more than the counting. So the first time a clean TB
+ * runs, the hook call (its first line) is rewritten in place to do what the
+ * fast path of on_block does -- QEMU's own icount mode does the same inline
+ * (CF_USE_ICOUNT in gen_tb_start), but Unicorn left it out:
+ *
+ *     movabs rcx, hot; sub dword [rcx+HOT_REM], n; jb slow
+ *     mov dword [rcx+HOT_CUR], id; jmp check
+ *   slow: or edx, -1; call on_block; nop...     ; size -1: "from a patched TB"
+ *   check: (the exit check, unchanged)
+ *
+ * The slow call adds n back and does what on_block does. Neither path checks
+ * for a pending stop: whenever one of ours is pending rem is 0, so such a TB
+ * goes the slow way, which sees it (and the exit check then leaves the TB).
+ * Only these exact bytes are rewritten (both call encodings of QEMU's x86
+ * backend: rel32, or indirect through the TB's constant pool), in a code
+ * buffer Unicorn 2.1 maps RWX (checked at start-up); anything else keeps
+ * calling the hook. The hook returns to the exit check, past the bytes
+ * rewritten. A TB flush (uninstall does one) drops every patched TB. */
+
+#define PATCHED_SLOW 0xffffffffu
+#define OP_CALL_REL32 0xe8
+
+static void on_block(uc_engine *uc, uint64_t address, uint32_t size, void *ud);
+
+static int match_movabs(const uint8_t *p, uint8_t reg_opcode, uint64_t value)
+{
+    uint64_t v;
+    memcpy(&v, p + 2, 8);
+    return p[0] == 0x48 && p[1] == reg_opcode && v == value;
+}
+
+static int match_imm32(const uint8_t *p, uint8_t opcode, uint32_t value)
+{
+    uint32_t v;
+    memcpy(&v, p + 1, 4);
+    return p[0] == opcode && v == value;
+}
+
+/* Where the hook call sequence ending at ra begins (it must be the exact
+ * pattern above), or NULL. *call_len: 5 (rel32) or 6 (through the pool). */
+static uint8_t *hook_call_start(Counter *s, uint8_t *ra, uint64_t address, uint32_t size, int *call_len)
+{
+    uint8_t *p;
+    if (ra[-5] == OP_CALL_REL32) {
+        int32_t d;
+        memcpy(&d, ra - 4, 4);
+        if ((uintptr_t)(ra + d) != (uintptr_t)on_block) {
+            return NULL;
+        }
+        *call_len = 5;
+    } else if (ra[-6] == 0xff && ra[-5] == 0x15) {
+        int32_t d;
+        uint64_t target;
+        memcpy(&d, ra - 4, 4);
+        memcpy(&target, ra + d, 8);
+        if (target != (uint64_t)(uintptr_t)on_block) {
+            return NULL;
+        }
+        *call_len = 6;
+    } else {
+        return NULL;
+    }
+    p = ra - *call_len - 10;
+    if (!match_movabs(p, 0xb9, (uint64_t)(uintptr_t)s->hot) || !match_imm32(p - 5, 0xba, size)) {
+        return NULL;
+    }
+    p -= 5;
+    /* esi/rsi = pc: mov esi, imm32 | mov rsi, simm32 | movabs rsi, imm64 */
+    if (address <= 0xffffffffu && match_imm32(p - 5, 0xbe, (uint32_t)address)) {
+        p -= 5;
+    } else if (address + 0x80000000u <= 0xffffffffu && p[-7] == 0x48 && p[-6] == 0xc7 &&
+               match_imm32(p - 5, 0xc6, (uint32_t)address)) {
+        p -= 7;
+    } else if (match_movabs(p - 10, 0xbe, address)) {
+        p -= 10;
+    } else {
+        return NULL;
+    }
+    p -= 10;
+    return match_movabs(p, 0xbf, (uint64_t)(uintptr_t)s->uc) ? p : NULL;
+}
+
+/* Unicorn stores the block's PC into env->eip for the hook just before the
+ * hook call: mov qword [rbp+ENV_EIP], simm32. The inline count needs no PC,
+ * and that store costs as much as the counting, so it goes too. */
+#define ENV_EIP 0x80
+static int is_eip_store(const uint8_t *p, const uint8_t *tb)
+{
+    static const uint8_t op[7] = {0x48, 0xc7, 0x85, ENV_EIP, 0, 0, 0};
+    int32_t imm;
+    memcpy(&imm, p + 7, 4);
+    return memcmp(p, op, sizeof(op)) == 0 && (uint64_t)(int64_t)imm == TB_U64(tb, TB_PC) - TB_U64(tb, TB_CS_BASE);
+}
+
+/* Rewrite the hook call of tb (returning to ra) as above; 1 if done. */
+static int patch_tb(Counter *s, uint8_t *tb, uintptr_t ra, uint32_t n, uint32_t id)
+{
+    int call_len = 0;
+    uint8_t *end = (uint8_t *)ra;
+    uint8_t *start;
+    uint8_t buf[64];
+    if (!s->patching) {
+        return 0;
+    }
+    if (n > 127 || id == 0 ||
+        (start = hook_call_start(s, end, TB_U64(tb, TB_PC), TB_U16(tb, TB_SIZE), &call_len)) == NULL ||
+        start < (uint8_t *)TB_PTR(tb, TB_TC_PTR)) {
+        s->st_unpatchable++;
+        return 0;
+    }
+    if (start - 11 < (uint8_t *)TB_PTR(tb, TB_TC_PTR) || !is_eip_store(start - 11, tb)) {
+        s->st_unpatchable++;
+        return 0;
+    }
+    start -= 11;
+    size_t len = (size_t)(end - start);
+    uint8_t *q = buf;
+    uint64_t hot = (uint64_t)(uintptr_t)s->hot;
+    *q++ = 0x48; /* movabs rcx, hot */
+    *q++ = 0xb9;
+    memcpy(q, &hot, 8);
+    q += 8;
+    *q++ = 0x83; /* sub dword [rcx+HOT_REM], n */
+    *q++ = 0x69;
+    *q++ = HOT_REM;
+    *q++ = (uint8_t)n;
+    *q++ = 0x72; /* jb slow */
+    uint8_t *jb_disp = q++;
+    int32_t disp = s->env_icount_disp; /* cmp dword [rbp+disp], 0 (rbp: TCG's env register) */
+    *q++ = 0x83;
+    if (disp == (int8_t)disp) {
+        *q++ = 0x7d;
+        *q++ = (uint8_t)(int8_t)disp;
+    } else {
+        *q++ = 0xbd;
+        memcpy(q, &disp, 4);
+        q += 4;
+    }
+    *q++ = 0;
+    *q++ = 0x78; /* js slow: a stop or exit is pending, the TB will not run */
+    uint8_t *js_disp = q++;
+    *q++ = 0xc7; /* mov dword [rcx+HOT_CUR], id */
+    *q++ = 0x41;
+    *q++ = HOT_CUR;
+    memcpy(q, &id, 4);
+    q += 4;
+    *q = 0xeb; /* jmp check */
+    q[1] = (uint8_t)(len - (size_t)(q + 2 - buf));
+    q += 2;
+    *jb_disp = (uint8_t)(q - (jb_disp + 1));
+    *js_disp = (uint8_t)(q - (js_disp + 1));
+    *q++ = 0x83; /* slow: or edx, -1 */
+    *q++ = 0xca;
+    *q++ = 0xff;
+    size_t tail = (size_t)(q - buf) + (size_t)call_len;
+    if (tail > len || len > sizeof(buf) || len - tail > 127) {
+        s->st_unpatchable++;
+        return 0;
+    }
+    /* the original call, moved: rel32 re-aimed, or the same pool slot */
+    uint8_t *at = start + (q - buf);
+    const uint8_t *orig = end - call_len;
+    int32_t d;
+    memcpy(&d, orig + call_len - 4, 4);
+    int64_t nd = (int64_t)d + (int64_t)(end - (at + call_len));
+    if (nd != (int32_t)nd) {
+        s->st_unpatchable++;
+        return 0;
+    }
+    d = (int32_t)nd;
+    memcpy(q, orig, (size_t)call_len - 4);
+    memcpy(q + call_len - 4, &d, 4);
+    q += call_len;
+    memset(q, 0x90, len - (size_t)(q - buf)); /* nop to the exit check */
+    memcpy(start, buf, len);
+    s->st_patched++;
+    return 1;
 }
 
 static __attribute__((noinline)) void on_block_slow(Counter *s, uintptr_t ra, uint64_t address, uint32_t size)
@@ -538,28 +807,33 @@ static __attribute__((noinline)) void on_block_slow(Counter *s, uintptr_t ra, ui
         s->st_inexact++;
     }
     s->redirect_valid = 0;
-    update_fast(s);
 
     /* The previous block is finished: normally all of it ran. */
-    if (s->hot->cur_n != 0) {
-        uint64_t k = s->land_active ? s->land_pos : s->hot->cur_n;
-        if (forced == 1 && !ours) {
-            /* QEMU's precise-SMC path left the previous block at the store
-             * now re-executed alone. Count mode counted the store there. */
-            s->st_smc++;
-            int64_t i = cur_ok(s) ? index_of_pc(s->hot->cur_tb, address) : -1;
-            if (i >= 0) {
-                k = (uint64_t)i + 1;
-            } else {
-                s->st_inexact++;
+    const uint8_t *prev = cur_tb(s);
+    if (prev != NULL) {
+        if (!tb_ok(s, prev)) {
+            s->st_inexact++;
+            leave(s, prev, entry_count(s, prev));
+        } else {
+            uint64_t k = s->land_active ? s->land_pos : TB_U16(prev, TB_ICOUNT);
+            if (forced == 1 && !ours) {
+                /* QEMU's precise-SMC path left the previous block at the store
+                 * now re-executed alone. Count mode counted the store there. */
+                s->st_smc++;
+                int64_t i = index_of_pc(prev, address);
+                if (i >= 0) {
+                    k = (uint64_t)i + 1;
+                } else {
+                    s->st_inexact++;
+                }
             }
+            leave(s, prev, k);
         }
-        s->hot->done += k;
-        s->hot->cur_n = 0;
     }
     if (s->land_active) {
         park_landing(s);
     }
+    update_fast(s);
     if (n == 0) {
         s->st_inexact++;
         return;
@@ -571,7 +845,7 @@ static __attribute__((noinline)) void on_block_slow(Counter *s, uintptr_t ra, ui
          * hook does in count mode (Vcpu._on_window_block). Every instruction
          * that sets IF ends its TB, so this is where the CPU takes it. */
         s->st_window++;
-        s->stop_count = (int64_t)s->hot->done;
+        s->stop_count = (int64_t)counted(s);
         stop(s, REASON_WINDOW);
         return;
     }
@@ -587,12 +861,12 @@ static __attribute__((noinline)) void on_block_slow(Counter *s, uintptr_t ra, ui
         *s->land_end = address + size - 1;
         s->land_active = 1;
         s->land_pos = 0;
-        update_fast(s);
-        enter(s, tb, n);
+        enter(s, tb, 0);
         return;
     }
     if (mark == 0) {
-        if (forced != 0) {
+        uint32_t id = tb_id(s, tb);
+        if (forced != 0 || id == 0) {
             mark = MARK_FORCED;
         } else if (scan_needs_split(s, tb, address)) {
             /* Stopping instructions in the middle without exit checks:
@@ -602,11 +876,12 @@ static __attribute__((noinline)) void on_block_slow(Counter *s, uintptr_t ra, ui
             return;
         } else {
             mark = MARK_CLEAN;
+            patch_tb(s, tb, ra, n, id);
         }
         TB_PTR(tb, TB_ORIG) = mark;
     }
-    if (s->hot->done + n > s->limit) {
-        if (s->hot->done == s->limit) {
+    if (counted(s) + n > s->limit) {
+        if (counted(s) == s->limit) {
             stop(s, REASON_LIMIT);
             return;
         }
@@ -625,9 +900,28 @@ static __attribute__((noinline)) void on_block_slow(Counter *s, uintptr_t ra, ui
     enter(s, tb, n);
 }
 
-/* Called inline from every translation block before its first instruction.
- * The common case -- a known TB that ends before the deadline -- reads one
- * line of the TB header and one of Hot; everything else goes to
+/* From a patched TB whose inline count found rem < n: it subtracted n
+ * anyway (rem wrapped around); add it back and go the slow way. */
+static __attribute__((noinline)) void on_patched_slow(Hot *h, uintptr_t ra)
+{
+    Counter *s = (Counter *)h->owner;
+    uintptr_t c = ra & ~(s->tb_align - 1);
+    for (int i = 0; i < s->ra_lines; i++, c -= s->tb_align) {
+        uint8_t *tb = (uint8_t *)(c - h->tb_hdr);
+        if (TB_PTR(tb, TB_TC_PTR) == c && TB_PTR(tb, TB_ORIG) == MARK_CLEAN) {
+            h->rem += TB_U16(tb, TB_ICOUNT);
+            on_block_slow(s, ra, TB_U64(tb, TB_PC), TB_U16(tb, TB_SIZE));
+            return;
+        }
+    }
+    s->st_fallback++;
+    s->st_inexact++;
+    stop(s, REASON_LIMIT);
+}
+
+/* Called inline from every translation block not patched, before its first
+ * instruction. The common case -- a known TB that ends before the deadline --
+ * reads one line of the TB header and one of Hot; everything else goes to
  * on_block_slow. A TB whose hook call lies past the first alignment line
  * (or a call not made inline) finds no mark there and goes there too. */
 static void on_block(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
@@ -637,15 +931,15 @@ static void on_block(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
     uintptr_t c = ra & h->align_mask;
     uint8_t *tb = (uint8_t *)(c - h->tb_hdr);
     (void)uc;
-    if (LIKELY(TB_U64(tb, TB_PC) == address && TB_PTR(tb, TB_ORIG) == MARK_CLEAN &&
-               *h->icount_decr >= 0)) {
+    if (UNLIKELY(size == PATCHED_SLOW)) {
+        on_patched_slow(h, ra);
+        return;
+    }
+    if (LIKELY(TB_U64(tb, TB_PC) == address && TB_PTR(tb, TB_ORIG) == MARK_CLEAN && *h->icount_decr >= 0)) {
         uint32_t n = TB_U16(tb, TB_ICOUNT);
-        uint64_t done = h->done + h->cur_n;
-        if (LIKELY(done + n <= h->fast_limit)) {
-            h->done = done;
-            h->cur_tb = tb;
-            h->cur_n = n;
-            *h->mem_io_pc = 0;
+        if (LIKELY(n <= h->rem)) {
+            h->rem -= n;
+            h->cur = (uint32_t)((uintptr_t)tb - h->tb_base);
             return;
         }
     }
@@ -663,10 +957,14 @@ static void on_land(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
     if (!s->land_active || *s->hot->icount_decr < 0) {
         return;
     }
-    if (s->hot->done + s->land_pos >= s->limit) {
-        s->hot->done += s->land_pos;
-        s->hot->cur_n = 0;
-        park_landing(s);
+    if (counted(s) + s->land_pos >= s->limit) {
+        const uint8_t *tb = cur_tb(s);
+        if (tb != NULL) {
+            leave(s, tb, s->land_pos);
+        } else {
+            s->st_inexact++;
+            park_landing(s);
+        }
         stop(s, REASON_LIMIT);
         return;
     }
@@ -685,23 +983,18 @@ static void on_split(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 /* An exception left the running block: keep the instructions that started. */
 static void fold_exit(Counter *s)
 {
-    if (!s->active || s->hot->cur_n == 0) {
+    const uint8_t *tb = cur_tb(s);
+    if (!s->active || tb == NULL) {
         return;
     }
-    uint64_t k = s->hot->cur_n;
-    if (cur_ok(s)) {
-        int64_t i = index_of_pc(s->hot->cur_tb, read_rip(s) + TB_U64(s->hot->cur_tb, TB_CS_BASE));
-        if (i >= 0) {
-            k = (uint64_t)i + 1;
-        }
+    uint64_t k = entry_count(s, tb);
+    if (tb_ok(s, tb)) {
+        int64_t i = index_of_pc(tb, read_rip(s) + TB_U64(tb, TB_CS_BASE));
+        k = i >= 0 ? (uint64_t)i + 1 : TB_U16(tb, TB_ICOUNT);
     } else {
         s->st_inexact++;
     }
-    s->hot->done += k;
-    s->hot->cur_n = 0;
-    if (s->land_active) {
-        park_landing(s);
-    }
+    leave(s, tb, k);
 }
 
 static void on_intr(uc_engine *uc, uint32_t intno, void *ud)
@@ -734,17 +1027,25 @@ static void Counter_dealloc(Counter *s)
 static int Counter_init(Counter *s, PyObject *args, PyObject *kwds)
 {
     unsigned long long uc, hook_add, hook_del, emu_stop, reg_read, vmem_read;
-    unsigned long long icount_decr, cflags_next_tb, mem_io_pc, eflags, hflags;
-    unsigned int tb_align, tb_hdr;
-    int ra_lines;
-    static char *kwlist[] = {"uc",       "hook_add",    "hook_del",       "emu_stop",  "reg_read", "vmem_read",
-                             "tb_align", "tb_hdr",      "ra_lines",       "icount_decr", "cflags_next_tb",
-                             "mem_io_pc", "eflags",     "hflags", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKKKKKIIiKKKKK", kwlist, &uc, &hook_add, &hook_del, &emu_stop,
-                                     &reg_read, &vmem_read, &tb_align, &tb_hdr, &ra_lines, &icount_decr,
-                                     &cflags_next_tb, &mem_io_pc, &eflags, &hflags)) {
+    unsigned long long icount_decr, cflags_next_tb, mem_io_pc, eflags, hflags, ctl = 0, env = 0;
+    unsigned int tb_align, tb_hdr, ctl_tb_flush = 0;
+    int ra_lines, patching = 0;
+    static char *kwlist[] = {"uc",          "hook_add",       "hook_del",  "emu_stop", "reg_read", "vmem_read",
+                             "tb_align",    "tb_hdr",         "ra_lines",  "icount_decr", "cflags_next_tb",
+                             "mem_io_pc",   "eflags",         "hflags",    "ctl",      "ctl_tb_flush",
+                             "patching",    "env",            NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKKKKKIIiKKKKK|KIpK", kwlist, &uc, &hook_add, &hook_del,
+                                     &emu_stop, &reg_read, &vmem_read, &tb_align, &tb_hdr, &ra_lines, &icount_decr,
+                                     &cflags_next_tb, &mem_io_pc, &eflags, &hflags, &ctl, &ctl_tb_flush,
+                                     &patching, &env)) {
         return -1;
     }
+    int64_t disp = (int64_t)(icount_decr - env);
+    if (patching && (ctl == 0 || ctl_tb_flush == 0 || env == 0 || disp != (int32_t)disp)) {
+        PyErr_SetString(PyExc_ValueError, "patching needs uc_ctl (to flush) and env near icount_decr");
+        return -1;
+    }
+    s->env_icount_disp = (int32_t)disp;
     if (tb_align == 0 || (tb_align & (tb_align - 1)) != 0 || ra_lines <= 0 || !uc || !icount_decr ||
         !cflags_next_tb || !eflags || !hflags) {
         PyErr_SetString(PyExc_ValueError, "bad native counter layout");
@@ -779,6 +1080,9 @@ static int Counter_init(Counter *s, PyObject *args, PyObject *kwds)
     s->eflags = (volatile uint64_t *)(uintptr_t)eflags;
     s->hflags = (volatile uint32_t *)(uintptr_t)hflags;
     s->stop_count = -1;
+    s->ctl = (uc_ctl_fn)(uintptr_t)ctl;
+    s->ctl_tb_flush = ctl_tb_flush;
+    s->patching = patching;
     return 0;
 }
 
@@ -823,6 +1127,10 @@ static PyObject *Counter_uninstall(Counter *s, PyObject *Py_UNUSED(ignored))
         }
         s->hooks_added = 0;
     }
+    if (s->st_patched != 0 && s->ctl != NULL) {
+        /* Patched TBs address Hot: none may run once we are gone. */
+        s->ctl(s->uc, s->ctl_tb_flush);
+    }
     s->active = 0;
     update_fast(s);
     Py_RETURN_NONE;
@@ -839,9 +1147,9 @@ static PyObject *Counter_begin(Counter *s, PyObject *arg)
         return NULL;
     }
     s->limit = limit;
-    s->hot->done = 0;
-    s->hot->cur_n = 0;
-    s->hot->cur_tb = NULL;
+    s->hot->lim = 0;
+    s->hot->rem = 0;
+    s->hot->cur = 0;
     s->redirect_valid = 0;
     s->reason = REASON_NONE;
     s->stop_count = -1;
@@ -899,29 +1207,52 @@ static PyObject *Counter_apply_splits(Counter *s, PyObject *Py_UNUSED(ignored))
 /* End of emu_start: (executed, reason). */
 static PyObject *Counter_end(Counter *s, PyObject *Py_UNUSED(ignored))
 {
+    uint64_t executed = counted(s) + (s->land_active && cur_tb(s) != NULL ? s->land_pos : 0);
     s->active = 0;
     park_landing(s);
-    update_fast(s);
     if (s->stop_count >= 0) {
         return Py_BuildValue("(Ki)", (unsigned long long)s->stop_count,
                              s->reason == REASON_WINDOW ? REASON_WINDOW : REASON_USER);
     }
-    uint64_t executed = s->hot->done + s->hot->cur_n;
     return Py_BuildValue("(Ki)", (unsigned long long)executed, s->reason);
 }
 
-static PyObject *Counter_in_slice(Counter *s, PyObject *Py_UNUSED(ignored))
+static PyObject *Counter_in_slice(Counter *s, PyObject *args)
 {
-    return PyLong_FromUnsignedLongLong(in_slice_now(s));
+    int mmio = 0;
+    if (!PyArg_ParseTuple(args, "|p", &mmio)) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(in_slice_now(s, mmio));
 }
 
-static PyObject *Counter_mark_stop(Counter *s, PyObject *Py_UNUSED(ignored))
+static PyObject *Counter_mark_stop(Counter *s, PyObject *args)
 {
+    int mmio = 0;
+    if (!PyArg_ParseTuple(args, "|p", &mmio)) {
+        return NULL;
+    }
     if (s->stop_count < 0) {
-        s->stop_count = (int64_t)in_slice_now(s);
+        s->stop_count = (int64_t)in_slice_now(s, mmio);
         update_fast(s);
     }
     return PyLong_FromLongLong(s->stop_count);
+}
+
+/* A hook decided where the slice ends (the debugger's stops). */
+static PyObject *Counter_set_stop_count(Counter *s, PyObject *arg)
+{
+    long long n = PyLong_AsLongLong(arg);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "stop count must not be negative");
+        return NULL;
+    }
+    s->stop_count = n;
+    update_fast(s);
+    Py_RETURN_NONE;
 }
 
 static PyObject *Counter_inexact(Counter *s, PyObject *Py_UNUSED(ignored))
@@ -938,14 +1269,15 @@ static PyObject *Counter_set_window(Counter *s, PyObject *arg)
 
 static PyObject *Counter_stats(Counter *s, PyObject *Py_UNUSED(ignored))
 {
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsn}", "window_stops", (unsigned long long)s->st_window,
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsnsKsK}", "window_stops", (unsigned long long)s->st_window,
                          "slow_blocks", (unsigned long long)s->st_slow, "landings", (unsigned long long)s->st_land,
                          "landing_variants", (unsigned long long)s->st_variants, "splits",
                          (unsigned long long)s->st_split, "smc", (unsigned long long)s->st_smc, "scans",
                          (unsigned long long)s->st_scans, "fallbacks", (unsigned long long)s->st_fallback,
                          "inexact", (unsigned long long)s->st_inexact, "scan_failures",
                          (unsigned long long)s->st_scan_fail, "skipped", (unsigned long long)s->st_skipped,
-                         "exit_checks", (Py_ssize_t)s->n_split_hooks);
+                         "exit_checks", (Py_ssize_t)s->n_split_hooks, "patched", (unsigned long long)s->st_patched,
+                         "unpatchable", (unsigned long long)s->st_unpatchable);
 }
 
 static PyObject *Counter_set_probe(Counter *s, PyObject *arg)
@@ -1005,8 +1337,11 @@ static PyMethodDef Counter_methods[] = {
     {"resume", (PyCFunction)Counter_resume, METH_NOARGS, "Before emu_start again in the same slice."},
     {"apply_splits", (PyCFunction)Counter_apply_splits, METH_NOARGS, "Add pending exit checks (then flush)."},
     {"end", (PyCFunction)Counter_end, METH_NOARGS, "After emu_start: (executed, reason)."},
-    {"in_slice", (PyCFunction)Counter_in_slice, METH_NOARGS, "Instructions started in this slice."},
-    {"mark_stop", (PyCFunction)Counter_mark_stop, METH_NOARGS, "A hook stops the slice after this instruction."},
+    {"in_slice", (PyCFunction)Counter_in_slice, METH_VARARGS,
+     "Instructions started in this slice; in_slice(True) inside an MMIO callback."},
+    {"mark_stop", (PyCFunction)Counter_mark_stop, METH_VARARGS,
+     "A hook stops the slice after this instruction (mark_stop(True) inside an MMIO callback)."},
+    {"set_stop_count", (PyCFunction)Counter_set_stop_count, METH_O, "A hook ends the slice after N instructions."},
     {"inexact", (PyCFunction)Counter_inexact, METH_NOARGS, "Events after which the count may be wrong."},
     {"set_window", (PyCFunction)Counter_set_window, METH_O, "Stop before the first block entered with IF=1."},
     {"stats", (PyCFunction)Counter_stats, METH_NOARGS, "Counters for tests and diagnostics."},
