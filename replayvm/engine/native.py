@@ -207,7 +207,7 @@ def _cpu_of(uc: Uc, layout: NativeLayout) -> int:
 
 
 def _make_c_counter(
-    uc: Uc, layout: NativeLayout, cpu: int, *, mem_io_pc: bool = True, patching: bool | None = None
+    uc: Uc, layout: NativeLayout, cpu: int, *, mem_io_pc: bool = True, patching: bool = False
 ) -> object:
     assert _nativecount is not None
     return _nativecount.Counter(
@@ -227,7 +227,7 @@ def _make_c_counter(
         hflags=_u64(cpu + CPU_ENV_PTR) + layout.env_hflags,
         ctl=_fnptr("uc_ctl"),
         ctl_tb_flush=(UC_CTL_IO_WRITE << 30) | UC_CTL_TB_FLUSH,
-        patching=layout.patching if patching is None else patching,
+        patching=patching,
         env=_u64(cpu + CPU_ENV_PTR),
     )
 
@@ -346,7 +346,7 @@ _PROBES = (
     ("exception", b"\x90\x31\xc9\xf7\xf1\x90\x90\xf4", (2, 3, 100), _divide_error),  # xor ecx,ecx; div ecx
     ("self-modifying code", bytes.fromhex("b09088050100000090cc90f4"), (1, 2, 3, 100), _no_hook),
     ("MMIO position", b"\x90\x90\x8b\x04\x25\x00\x00\x02\x00\x90\x8b\x04\x25\x04\x00\x02\x00\xf4", (100,), _mmio),
-    # The same blocks again and again: from their second run they count inline.
+    # The same blocks again and again (the fast path, not only first runs).
     ("landing in a loop", bytes.fromhex("b9140000009090ffc975faf4"), (1, 2, 9, 30, 61, 100), _no_hook),
     ("MMIO in a loop", bytes.fromhex("b903000000908b04250000020090ffc975f3f4"), (100,), _mmio),
 )

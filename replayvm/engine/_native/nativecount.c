@@ -39,8 +39,8 @@
  * - In a hook, in_slice() = instructions before the TB + index of the
  *   current instruction + 1; the current instruction is the later of RIP
  *   (synced by Unicorn for instruction, code and memory hooks) and
- *   cpu->mem_io_pc (set by QEMU for MMIO accesses, where RIP is stale;
- *   cleared by us at each block entry).
+ *   cpu->mem_io_pc (set by QEMU for MMIO accesses, where RIP is stale; read
+ *   only when the caller says it is an MMIO callback, so never stale).
  * - A TB the hook sees while a stop or exit request is pending does not run
  *   (Unicorn leaves it before its first instruction): it is not counted.
  * - The interrupt window (an interrupt waits for IF=1) is checked here, at
@@ -57,7 +57,6 @@
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/mman.h>
 
 typedef void uc_engine;
 typedef int uc_err;
@@ -235,19 +234,23 @@ static int64_t sleb128(const uint8_t **pp)
 
 /* The TranslationBlock whose host code called us (ra: the return address of
  * the inline hook call near the start of the TB's code), or NULL. */
-static uint8_t *find_tb(Counter *s, uintptr_t ra, uint64_t address, uint32_t size)
+static uint8_t *tb_of_ra(Counter *s, uintptr_t ra)
 {
     uintptr_t c = ra & ~(s->tb_align - 1);
     for (int i = 0; i < s->ra_lines; i++, c -= s->tb_align) {
         uint8_t *tb = (uint8_t *)(c - s->hot->tb_hdr);
         if (TB_PTR(tb, TB_TC_PTR) == c) {
-            if (TB_U64(tb, TB_PC) == address && TB_U16(tb, TB_SIZE) == size) {
-                return tb;
-            }
-            return NULL;
+            return tb;
         }
     }
     return NULL;
+}
+
+/* The same, for the block hook of the block at address of size bytes. */
+static uint8_t *find_tb(Counter *s, uintptr_t ra, uint64_t address, uint32_t size)
+{
+    uint8_t *tb = tb_of_ra(s, ra);
+    return tb != NULL && TB_U64(tb, TB_PC) == address && TB_U16(tb, TB_SIZE) == size ? tb : NULL;
 }
 
 /* Index of the instruction starting at linear address lin, or -1. */
@@ -594,19 +597,20 @@ static void enter(Counter *s, uint8_t *tb, uint32_t counted_now)
  *     movabs rdi, uc; mov esi, pc; mov edx, size; movabs rcx, hot; call on_block
  *     movabs rdi, uc; xor esi, esi; call helper_check_exit_request
  *
- * and the call costs more than the counting. So the first time a clean TB
- * runs, the hook call (its first line) is rewritten in place to do what the
+ * preceded by Unicorn's store of the PC for the hook (mov qword [rbp+0x80],
+ * pc), and the call costs more than the counting. So the first time a clean
+ * TB runs, the store and the hook call are rewritten in place to do what the
  * fast path of on_block does -- QEMU's own icount mode does the same inline
  * (CF_USE_ICOUNT in gen_tb_start), but Unicorn left it out:
  *
  *     movabs rcx, hot; sub dword [rcx+HOT_REM], n; jb slow
+ *     cmp dword [rbp+icount_decr], 0; js slow    ; rbp: env; a stop is pending
  *     mov dword [rcx+HOT_CUR], id; jmp check
  *   slow: or edx, -1; call on_block; nop...     ; size -1: "from a patched TB"
  *   check: (the exit check, unchanged)
  *
- * The slow call adds n back and does what on_block does. Neither path checks
- * for a pending stop: whenever one of ours is pending rem is 0, so such a TB
- * goes the slow way, which sees it (and the exit check then leaves the TB).
+ * The slow call adds n back and does what on_block does (a TB entered while
+ * a stop is pending is not counted; the exit check then leaves it).
  * Only these exact bytes are rewritten (both call encodings of QEMU's x86
  * backend: rel32, or indirect through the TB's constant pool), in a code
  * buffer Unicorn 2.1 maps RWX (checked at start-up); anything else keeps
@@ -905,14 +909,11 @@ static __attribute__((noinline)) void on_block_slow(Counter *s, uintptr_t ra, ui
 static __attribute__((noinline)) void on_patched_slow(Hot *h, uintptr_t ra)
 {
     Counter *s = (Counter *)h->owner;
-    uintptr_t c = ra & ~(s->tb_align - 1);
-    for (int i = 0; i < s->ra_lines; i++, c -= s->tb_align) {
-        uint8_t *tb = (uint8_t *)(c - h->tb_hdr);
-        if (TB_PTR(tb, TB_TC_PTR) == c && TB_PTR(tb, TB_ORIG) == MARK_CLEAN) {
-            h->rem += TB_U16(tb, TB_ICOUNT);
-            on_block_slow(s, ra, TB_U64(tb, TB_PC), TB_U16(tb, TB_SIZE));
-            return;
-        }
+    uint8_t *tb = tb_of_ra(s, ra);
+    if (tb != NULL && TB_PTR(tb, TB_ORIG) == MARK_CLEAN) {
+        h->rem += TB_U16(tb, TB_ICOUNT);
+        on_block_slow(s, ra, TB_U64(tb, TB_PC), TB_U16(tb, TB_SIZE));
+        return;
     }
     s->st_fallback++;
     s->st_inexact++;
