@@ -5,8 +5,11 @@ makes Unicorn call a C callback before every instruction (5-10x slower than
 free-running). :class:`NativeCounter` keeps its contract -- ``run(begin,
 budget)``, ``in_slice()``, ``mark_stop()``/``stop_count`` give the numbers
 count mode gives, in every case, so a recording made with one engine replays
-with the other -- with one C callback per translation block (the extension
-``engine/_native/nativecount.c`` explains how each case is made exact).
+with the other -- with one C callback per translation block, or, where
+Unicorn's code buffer is writable (Unicorn 2.1 on Linux), with a countdown
+written into each block's own code in place of that call (QEMU's icount
+idea). The extension ``engine/_native/nativecount.c`` explains how each case
+is made exact.
 
 It reads a few QEMU structures inside Unicorn 2.1.x: the TranslationBlock
 (instruction count, compile flags, per-instruction PCs), from the CPUState
@@ -168,6 +171,15 @@ def _fnptr(name: str) -> int:
     return ctypes.cast(getattr(uclib, name), ctypes.c_void_p).value or 0
 
 
+def _exit_check_helper() -> int:
+    """Unicorn's exit check after a block hook (0 if not exported: patched
+    blocks then keep calling it)."""
+    try:
+        return _fnptr("helper_check_exit_request_x86_64")
+    except AttributeError:
+        return 0
+
+
 def _cpu_candidates(uc: Uc, spans: list[tuple[int, int]]) -> list[int]:
     """u64 words of uc_struct that point to a CPUState whose env holds the registers."""
     magic = [0x5EED_0000_0000_0000 | (i * 0x1111_1111 + 7) for i in range(16)]
@@ -229,6 +241,7 @@ def _make_c_counter(
         ctl_tb_flush=(UC_CTL_IO_WRITE << 30) | UC_CTL_TB_FLUSH,
         patching=patching,
         env=_u64(cpu + CPU_ENV_PTR),
+        exit_check=_exit_check_helper() if patching else 0,
     )
 
 
@@ -410,11 +423,10 @@ class NativeCounter:
 
     name = "native"
 
-    def __init__(self, uc: Uc, layout: NativeLayout | None = None, *, patching: bool = False) -> None:
-        """``patching=True`` (experimental, where Unicorn's code buffer is RWX):
-        TBs count inline in their own code instead of calling the block hook
-        (nativecount.c, patch_tb). Not yet exact after an exception hook that
-        moves RIP without delivering the exception, so it is off by default."""
+    def __init__(self, uc: Uc, layout: NativeLayout | None = None, *, patching: bool = True) -> None:
+        """``patching`` (where Unicorn's code buffer is RWX): TBs count inline
+        in their own code instead of calling the block hook (nativecount.c,
+        patch_tb); ``patching=False`` keeps one hook call per block."""
         layout = layout or native_layout()
         patching = patching and layout.patching
         if getattr(uc, "_callbacks", None):

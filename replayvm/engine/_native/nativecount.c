@@ -182,6 +182,8 @@ typedef struct {
     /* inline counting in the TBs' own code (patch_tb) */
     int patching;
     int32_t env_icount_disp; /* icount_decr's offset from env (CPUX86State) */
+    uintptr_t exit_helper;    /* helper_check_exit_request, called after the block hook */
+    volatile uint64_t *env_eip; /* where Unicorn's dropped store put the TB's PC */
     uc_ctl_fn ctl;
     uint32_t ctl_tb_flush;
 
@@ -605,12 +607,17 @@ static void enter(Counter *s, uint8_t *tb, uint32_t counted_now)
  *
  *     movabs rcx, hot; sub dword [rcx+HOT_REM], n; jb slow
  *     cmp dword [rbp+icount_decr], 0; js slow    ; rbp: env; a stop is pending
- *     mov dword [rcx+HOT_CUR], id; jmp check
+ *     mov dword [rcx+HOT_CUR], id; jmp body
  *   slow: or edx, -1; call on_block; nop...     ; size -1: "from a patched TB"
  *   check: (the exit check, unchanged)
+ *   body: (the first instruction)
  *
- * The slow call adds n back and does what on_block does (a TB entered while
- * a stop is pending is not counted; the exit check then leaves it).
+ * The fast path skips the exit check too: it has made the same test, and
+ * that call cost as much as the hook's. The slow call adds n back, writes
+ * the PC that the dropped store wrote (the exit check may leave through
+ * cpu_loop_exit, which resumes at env->eip when a hook wrote RIP), and does
+ * what on_block does (a TB entered while a stop is pending is not counted;
+ * the exit check then leaves it).
  * Only these exact bytes are rewritten (both call encodings of QEMU's x86
  * backend: rel32, or indirect through the TB's constant pool), in a code
  * buffer Unicorn 2.1 maps RWX (checked at start-up); anything else keeps
@@ -636,28 +643,33 @@ static int match_imm32(const uint8_t *p, uint8_t opcode, uint32_t value)
     return p[0] == opcode && v == value;
 }
 
+/* The target of the call at p (QEMU's x86 backend: call rel32, or call
+ * [rip+disp32] through the TB's constant pool) and its length, or 0. */
+static uintptr_t call_at(const uint8_t *p, int *len)
+{
+    int32_t d;
+    uint64_t target;
+    if (p[0] == OP_CALL_REL32) {
+        memcpy(&d, p + 1, 4);
+        *len = 5;
+        return (uintptr_t)(p + 5 + d);
+    }
+    if (p[0] == 0xff && p[1] == 0x15) {
+        memcpy(&d, p + 2, 4);
+        memcpy(&target, p + 6 + d, 8);
+        *len = 6;
+        return (uintptr_t)target;
+    }
+    return 0;
+}
+
 /* Where the hook call sequence ending at ra begins (it must be the exact
  * pattern above), or NULL. *call_len: 5 (rel32) or 6 (through the pool). */
 static uint8_t *hook_call_start(Counter *s, uint8_t *ra, uint64_t address, uint32_t size, int *call_len)
 {
     uint8_t *p;
-    if (ra[-5] == OP_CALL_REL32) {
-        int32_t d;
-        memcpy(&d, ra - 4, 4);
-        if ((uintptr_t)(ra + d) != (uintptr_t)on_block) {
-            return NULL;
-        }
-        *call_len = 5;
-    } else if (ra[-6] == 0xff && ra[-5] == 0x15) {
-        int32_t d;
-        uint64_t target;
-        memcpy(&d, ra - 4, 4);
-        memcpy(&target, ra + d, 8);
-        if (target != (uint64_t)(uintptr_t)on_block) {
-            return NULL;
-        }
-        *call_len = 6;
-    } else {
+    if (!(ra[-5] == OP_CALL_REL32 && call_at(ra - 5, call_len) == (uintptr_t)on_block) &&
+        !(ra[-6] == 0xff && call_at(ra - 6, call_len) == (uintptr_t)on_block)) {
         return NULL;
     }
     p = ra - *call_len - 10;
@@ -690,6 +702,20 @@ static int is_eip_store(const uint8_t *p, const uint8_t *tb)
     int32_t imm;
     memcpy(&imm, p + 7, 4);
     return memcmp(p, op, sizeof(op)) == 0 && (uint64_t)(int64_t)imm == TB_U64(tb, TB_PC) - TB_U64(tb, TB_CS_BASE);
+}
+
+/* Where the exit check right after the hook call (returning to ra) ends:
+ * movabs rdi, uc; xor esi, esi; call helper_check_exit_request. The inline
+ * count has made the same test (icount_decr < 0), so its fast path jumps
+ * past the call. ra itself if the check is not exactly there. */
+static uint8_t *exit_check_end(Counter *s, uint8_t *ra)
+{
+    int len = 0;
+    if (s->exit_helper != 0 && match_movabs(ra, 0xbf, (uint64_t)(uintptr_t)s->uc) && ra[10] == 0x33 &&
+        ra[11] == 0xf6 && call_at(ra + 12, &len) == s->exit_helper) {
+        return ra + 12 + len;
+    }
+    return ra;
 }
 
 /* Rewrite the hook call of tb (returning to ra) as above; 1 if done. */
@@ -744,8 +770,7 @@ static int patch_tb(Counter *s, uint8_t *tb, uintptr_t ra, uint32_t n, uint32_t 
     *q++ = HOT_CUR;
     memcpy(q, &id, 4);
     q += 4;
-    *q = 0xeb; /* jmp check */
-    q[1] = (uint8_t)(len - (size_t)(q + 2 - buf));
+    uint8_t *jmp = q; /* jmp past the exit check (or to it), written below */
     q += 2;
     *jb_disp = (uint8_t)(q - (jb_disp + 1));
     *js_disp = (uint8_t)(q - (js_disp + 1));
@@ -753,10 +778,13 @@ static int patch_tb(Counter *s, uint8_t *tb, uintptr_t ra, uint32_t n, uint32_t 
     *q++ = 0xca;
     *q++ = 0xff;
     size_t tail = (size_t)(q - buf) + (size_t)call_len;
-    if (tail > len || len > sizeof(buf) || len - tail > 127) {
+    size_t jmp_disp = len + (size_t)(exit_check_end(s, end) - end) - (size_t)(jmp + 2 - buf);
+    if (tail > len || len > sizeof(buf) || jmp_disp > 127) {
         s->st_unpatchable++;
         return 0;
     }
+    jmp[0] = 0xeb;
+    jmp[1] = (uint8_t)jmp_disp;
     /* the original call, moved: rel32 re-aimed, or the same pool slot */
     uint8_t *at = start + (q - buf);
     const uint8_t *orig = end - call_len;
@@ -911,6 +939,11 @@ static __attribute__((noinline)) void on_patched_slow(Hot *h, uintptr_t ra)
     Counter *s = (Counter *)h->owner;
     uint8_t *tb = tb_of_ra(s, ra);
     if (tb != NULL && TB_PTR(tb, TB_ORIG) == MARK_CLEAN) {
+        /* The store of the PC that patching dropped: if this TB is left
+         * before its first instruction (we stop here, or a stop is
+         * pending), Unicorn's exit check leaves through cpu_loop_exit,
+         * which takes the PC from env->eip, not from the TB. */
+        *s->env_eip = TB_U64(tb, TB_PC) - TB_U64(tb, TB_CS_BASE);
         h->rem += TB_U16(tb, TB_ICOUNT);
         on_block_slow(s, ra, TB_U64(tb, TB_PC), TB_U16(tb, TB_SIZE));
         return;
@@ -1028,17 +1061,17 @@ static void Counter_dealloc(Counter *s)
 static int Counter_init(Counter *s, PyObject *args, PyObject *kwds)
 {
     unsigned long long uc, hook_add, hook_del, emu_stop, reg_read, vmem_read;
-    unsigned long long icount_decr, cflags_next_tb, mem_io_pc, eflags, hflags, ctl = 0, env = 0;
+    unsigned long long icount_decr, cflags_next_tb, mem_io_pc, eflags, hflags, ctl = 0, env = 0, exit_check = 0;
     unsigned int tb_align, tb_hdr, ctl_tb_flush = 0;
     int ra_lines, patching = 0;
     static char *kwlist[] = {"uc",          "hook_add",       "hook_del",  "emu_stop", "reg_read", "vmem_read",
                              "tb_align",    "tb_hdr",         "ra_lines",  "icount_decr", "cflags_next_tb",
                              "mem_io_pc",   "eflags",         "hflags",    "ctl",      "ctl_tb_flush",
-                             "patching",    "env",            NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKKKKKIIiKKKKK|KIpK", kwlist, &uc, &hook_add, &hook_del,
+                             "patching",    "env",            "exit_check", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKKKKKIIiKKKKK|KIpKK", kwlist, &uc, &hook_add, &hook_del,
                                      &emu_stop, &reg_read, &vmem_read, &tb_align, &tb_hdr, &ra_lines, &icount_decr,
                                      &cflags_next_tb, &mem_io_pc, &eflags, &hflags, &ctl, &ctl_tb_flush,
-                                     &patching, &env)) {
+                                     &patching, &env, &exit_check)) {
         return -1;
     }
     int64_t disp = (int64_t)(icount_decr - env);
@@ -1047,6 +1080,8 @@ static int Counter_init(Counter *s, PyObject *args, PyObject *kwds)
         return -1;
     }
     s->env_icount_disp = (int32_t)disp;
+    s->env_eip = (volatile uint64_t *)(uintptr_t)(env + ENV_EIP);
+    s->exit_helper = (uintptr_t)exit_check;
     if (tb_align == 0 || (tb_align & (tb_align - 1)) != 0 || ra_lines <= 0 || !uc || !icount_decr ||
         !cflags_next_tb || !eflags || !hflags) {
         PyErr_SetString(PyExc_ValueError, "bad native counter layout");
