@@ -9,11 +9,24 @@ the guest to its exit); count mode and native mode run it in slices of
 side runs free with one native UC_HOOK_BLOCK callback that does nothing:
 the least any block-hook counter can cost, so ``native`` is read against
 it. Rates are printed by ``replayvm bench``; tests never assert on them.
+
+Every side runs in a fresh Python process (:func:`in_fresh_process`) that
+has done the same work before it creates its engine: where Unicorn's
+allocator puts the CPU state and TLBs moves a run by up to 40 % (measured
+on the compute guest, free-running and native alike, depending only on
+what the process allocated before), so sides measured one after another in
+one process are not comparable.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_64, UC_PROT_ALL, Uc
 from unicorn.x86_const import UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_EBX, UC_X86_REG_RIP
@@ -21,20 +34,29 @@ from unicorn.x86_const import UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_EBX, UC_
 from replayvm.boot.pvh import plan_pvh_boot
 from replayvm.engine.icount import UNTIL_NEVER, CountModeCounter
 from replayvm.engine.memory import GuestRam
+from replayvm.errors import EngineError
 from replayvm.host import monotonic
 
 DEBUG_EXIT_PORT = 0xF4
 
 
 @dataclass(frozen=True, slots=True)
-class EngineRate:
-    engine: str
+class Rate:
+    """One benchmark side: ``name`` ran ``instructions`` in ``seconds``."""
+
+    name: str
     instructions: int
     seconds: float
 
     @property
     def mips(self) -> float:
         return self.instructions / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+
+def keep_best(best: dict[str, Rate], rate: Rate) -> None:
+    """Keep the fastest run of each side in ``best``."""
+    if rate.name not in best or rate.seconds < best[rate.name].seconds:
+        best[rate.name] = rate
 
 
 def _boot_context(image: bytes, cmdline: str, ram: GuestRam) -> object:
@@ -82,9 +104,7 @@ def _bare(ram: GuestRam, ctx: object, engine: str) -> tuple[Uc, object, list[boo
     return uc, counter, exited
 
 
-def run_engine(
-    image: bytes, cmdline: str, engine: str, *, memory_mib: int = 64, slice_insns: int = 2_000_000
-) -> EngineRate:
+def run_engine(image: bytes, cmdline: str, engine: str, *, memory_mib: int = 64, slice_insns: int = 2_000_000) -> Rate:
     """Run ``image`` to its debug exit with ``engine`` in {"free", "hook-floor", "count", "native",
     "native-calls"} (native-calls: the native counter with every block calling its hook, which
     is what native does where Unicorn's code buffer is not writable)."""
@@ -102,7 +122,31 @@ def run_engine(
             if early and not exited[0]:
                 break  # halted
     seconds = monotonic() - t0
-    return EngineRate(engine, done, seconds)
+    return Rate(engine, done, seconds)
+
+
+def in_fresh_process(module: str, args: Sequence[str]) -> dict[str, object]:
+    """Run ``python -m module args`` (a benchmark side that prints one JSON
+    object) and return what it printed. Before its side, each child computes
+    the native counter's layout, so every child's heap has the same history."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        raise EngineError(f"benchmark side `{args[0]}` failed: {tail[0]}")
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def prepare_child() -> None:
+    """What every benchmark child does before its side (see in_fresh_process)."""
+    from replayvm.engine.native import native_available
+
+    native_available()
+
+
+def _run_side(image_path: Path, cmdline: str, engine: str, memory_mib: int) -> Rate:
+    got = in_fresh_process(__name__, [engine, str(image_path), cmdline, str(memory_mib)])
+    return Rate(engine, int(got["instructions"]), float(got["seconds"]))  # type: ignore[arg-type]
 
 
 def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repeat: int = 1) -> dict[str, object]:
@@ -119,29 +163,30 @@ def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repe
     engines: tuple[str, ...] = ("free", "hook-floor", "count", "native") if ok else ("free", "count")
     if ok and native_layout().patching:
         engines += ("native-calls",)
-    best: dict[str, EngineRate] = {}
-    for round_ in range(max(1, repeat)):
-        for name in engines:
-            if name == "count" and round_:
-                continue
-            rate = run_engine(image, cmdline, name, memory_mib=memory_mib)
-            if name not in best or rate.seconds < best[name].seconds:
-                best[name] = rate
+    best: dict[str, Rate] = {}
+    with tempfile.TemporaryDirectory(prefix="replayvm-bench-") as tmp:
+        image_path = Path(tmp) / "image"
+        image_path.write_bytes(image)
+        for round_ in range(max(1, repeat)):
+            for name in engines:
+                if name == "count" and round_:
+                    continue
+                keep_best(best, _run_side(image_path, cmdline, name, memory_mib))
     count, native, calls = best["count"], best.get("native"), best.get("native-calls")
     for side in (native, calls):
         if side is not None and side.instructions != count.instructions:
             raise AssertionError(
-                f"{side.engine} counted {side.instructions} instructions, count mode {count.instructions}"
+                f"{side.name} counted {side.instructions} instructions, count mode {count.instructions}"
             )
-    free = EngineRate("free", count.instructions, best["free"].seconds)
+    free = Rate("free", count.instructions, best["free"].seconds)
     sides = [free]
     if "hook-floor" in best:
-        sides.append(EngineRate("hook-floor", count.instructions, best["hook-floor"].seconds))
+        sides.append(Rate("hook-floor", count.instructions, best["hook-floor"].seconds))
     sides += [count] + [side for side in (native, calls) if side is not None]
     result: dict[str, object] = {
         "instructions": count.instructions,
         "repeat": max(1, repeat),
-        "sides": [{"engine": s.engine, "seconds": round(s.seconds, 4), "mips": round(s.mips, 1)} for s in sides],
+        "sides": [{"engine": s.name, "seconds": round(s.seconds, 4), "mips": round(s.mips, 1)} for s in sides],
         "count_vs_free": round(count.mips / free.mips, 3) if free.mips else 0.0,
     }
     if native is not None:
@@ -153,3 +198,20 @@ def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repe
     if native is None:
         result["native_unavailable"] = why
     return result
+
+
+def main(argv: list[str]) -> int:
+    """``python -m replayvm.engine.nativebench ENGINE IMAGE CMDLINE MEMORY_MIB``:
+    one side, in this (fresh) process; prints {"instructions", "seconds"}."""
+    if len(argv) != 4:
+        print("usage: python -m replayvm.engine.nativebench ENGINE IMAGE CMDLINE MEMORY_MIB", file=sys.stderr)
+        return 2
+    engine, image, cmdline, memory = argv
+    prepare_child()
+    rate = run_engine(Path(image).read_bytes(), cmdline, engine, memory_mib=int(memory))
+    print(json.dumps({"instructions": rate.instructions, "seconds": rate.seconds}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

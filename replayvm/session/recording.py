@@ -19,7 +19,7 @@ INITRD_BLOB = "initrd"
 DISK_BLOB = "disk0"
 SERIAL_DEVICE = 0x3F8  # the device id of COM1 in SerialInput events
 NET_DEVICE = 1  # the device id of virtio-net #0 in NetRx events
-SYNC_INTERVAL = 1 << 24  # instructions between periodic SYNC records (~50 ms of native execution)
+SYNC_INTERVAL = 1 << 26  # instructions between periodic SYNC records (~50 ms with the native counter)
 
 
 @dataclass(frozen=True, slots=True)
