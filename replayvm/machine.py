@@ -310,17 +310,19 @@ class Machine:
         self._stop_request = None
         self.result = None
 
-    def state_digest(self, *, ram: bool) -> bytes:
+    def state_digest(self, *, ram: bool, full_ram: bool = False) -> bytes:
         """Digest of the machine state: CPU registers, virtual time, every
-        device's ``save_state()``, and with ``ram`` all of guest RAM. Replay
-        compares it at every SYNC; equal digests mean equal machines."""
+        device's ``save_state()``, and with ``ram`` all of guest RAM (its
+        sparse digest, or with ``full_ram`` the hash of every byte, which is
+        what format-1 recordings hold). Replay compares it at every SYNC;
+        equal digests mean equal machines."""
         h = hashlib.blake2b(self.vcpu.register_state(), digest_size=16)
         h.update(struct.pack("<IIQ", self.serial_in_crc, self.serial_out_crc, self.serial_out_bytes))
         for name, dev in self.devices().items():
             h.update(name.encode())
             h.update(canonical_bytes(dev.save_state()))
         if ram:
-            h.update(self.ram.digest())
+            h.update(self.ram.digest() if full_ram else self.ram.sparse_digest())
         return h.digest()
 
     def _build_virtio(self) -> None:

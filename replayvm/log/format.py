@@ -13,7 +13,7 @@ import struct
 # A PNG-style signature: the high-bit byte catches 7-bit transports, CR LF and
 # the trailing LF catch newline translation, ^Z stops DOS ``type``.
 MAGIC = b"\x89RVR\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the END digest covers RAM's non-zero 64 KiB chunks (docs/FORMAT.md §9)
 
 PREAMBLE = struct.Struct("<8sH")  # magic, format version
 PREAMBLE_SIZE = PREAMBLE.size  # 10

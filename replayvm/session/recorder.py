@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from replayvm.host import Host, monotonic
-from replayvm.log import End, Entropy, Event, NetRx, RecordingWriter, SerialInput, Sync, WallClock
+from replayvm.log import FORMAT_VERSION, End, Entropy, Event, NetRx, RecordingWriter, SerialInput, Sync, WallClock
 from replayvm.machine import Machine, MachineConfig, RunResult
 from replayvm.session.recording import (
     DISK_BLOB,
@@ -141,9 +141,13 @@ class Recorder:
         return result
 
 
-def end_record(machine: Machine, result: RunResult) -> End:
+def end_record(machine: Machine, result: RunResult, *, format_version: int = FORMAT_VERSION) -> End:
+    """The END record of a run; its digest covers RAM as ``format_version`` says
+    (version 1: every byte; from version 2: the chunks that are not zero)."""
     stats = {f"exits.{k}": int(v) for k, v in machine.vcpu.stats.by_reason.items()}
     stats.update(
         serial_out_crc32=machine.serial_out_crc, serial_out_bytes=machine.serial_out_bytes, idle_ns=machine.vcpu.idle_ns
     )
-    return End(result.icount, result.reason, result.status, machine.state_digest(ram=True), stats)
+    return End(
+        result.icount, result.reason, result.status, machine.state_digest(ram=True, full_ram=format_version < 2), stats
+    )

@@ -292,7 +292,7 @@ class Replayer:
         return ReplayReport(result, end is not None, self.syncs_checked, end, self.verify_lines)
 
     def _check_end(self, end: End, result: RunResult) -> None:
-        mine = end_record(self.machine, result)
+        mine = end_record(self.machine, result, format_version=self.reader.header.format_version)
         problems = []
         if (mine.icount, mine.reason, mine.status) != (end.icount, end.reason, end.status):
             problems.append(

@@ -57,7 +57,7 @@ def record(events=(), end=SAMPLE_END, blobs=(("kernel", KERNEL), ("initrd", INIT
 def test_header_round_trips_versions_and_config():
     data, _ = record(unicorn_version="2.1.4")
     header = RecordingReader(data).header
-    assert header.format_version == FORMAT_VERSION == 1
+    assert header.format_version == FORMAT_VERSION == 2
     assert header.replayvm_version == __version__
     assert header.unicorn_version == "2.1.4"
     assert header.config == CONFIG
@@ -298,7 +298,7 @@ def test_sigkilled_recorder_leaves_a_file_readable_up_to_its_last_chunk(tmp_path
 def test_an_unknown_future_version_is_refused_with_a_clear_message():
     data, _ = record()
     newer = data[:8] + struct.pack("<H", FORMAT_VERSION + 1) + data[10:]
-    with pytest.raises(TraceFormatError, match=r"version 2 is newer.*upgrade replayvm"):
+    with pytest.raises(TraceFormatError, match=rf"version {FORMAT_VERSION + 1} is newer.*upgrade replayvm"):
         RecordingReader(newer)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from replayvm.errors import DivergenceError
 from replayvm.guests import catalog
-from replayvm.log import RecordingReader, RecordingWriter, SerialInput
+from replayvm.log import FORMAT_VERSION, RecordingReader, RecordingWriter, SerialInput
 from replayvm.session.recording import SYNC_INTERVAL
 from replayvm.session.replayer import Replayer
 from tests.exe import EXE
@@ -279,3 +279,27 @@ def test_net_through_a_udp_tunnel_records_real_traffic_and_replays_without_it(tm
     )
     assert replayed.stdout == recorded.stdout
     assert b"replay matched the recording" in replayed.stderr
+
+
+def test_format_1_recordings_replay_with_the_full_ram_digest() -> None:
+    # Format 1's END digest hashed every byte of RAM; format 2's hashes the
+    # chunks that are not zero. recordings/ holds format-1 files.
+    old = Path(__file__).parents[2] / "recordings" / "hello.rvr"
+    assert RecordingReader(old).header.format_version == 1
+    replayer = Replayer(old)
+    report = replayer.run()  # raises DivergenceError if the END digest differs
+    assert report.complete and report.end is not None
+    machine = replayer.machine
+    assert report.end.digest == machine.state_digest(ram=True, full_ram=True) != machine.state_digest(ram=True)
+
+
+def test_new_recordings_end_with_the_sparse_ram_digest(tmp_path: Path) -> None:
+    rec = tmp_path / "hello.rvr"
+    record_guest(rec, "hello")
+    reader = RecordingReader(rec)
+    assert reader.header.format_version == FORMAT_VERSION == 2
+    replayer = Replayer(rec)
+    report = replayer.run()
+    assert report.complete and report.end is not None
+    machine = replayer.machine
+    assert report.end.digest == machine.state_digest(ram=True) != machine.state_digest(ram=True, full_ram=True)
