@@ -520,3 +520,12 @@ def test_engine_benchmark_runs_every_engine_to_the_same_count() -> None:
     assert engines == ["free", "hook-floor", "count", "native", *calls]
     assert result["instructions"] > 10_000 and "native_vs_free" in result  # type: ignore[operator]
     assert "hook_floor_vs_free" in result  # type: ignore[operator]
+
+
+def test_a_benchmark_side_that_fails_is_a_one_line_error(tmp_path: Path) -> None:
+    from replayvm.engine.nativebench import in_fresh_process
+
+    with pytest.raises(EngineError, match=r"benchmark side `free` failed: .*No such file"):
+        in_fresh_process("replayvm.engine.nativebench", ["free", str(tmp_path / "missing"), "", "64"])
+    with pytest.raises(EngineError, match=r"benchmark side `free` failed: usage"):
+        in_fresh_process("replayvm.engine.nativebench", ["free"])

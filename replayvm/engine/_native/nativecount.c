@@ -9,7 +9,9 @@
  * the TB's host code, and QEMU allocates the TranslationBlock right before
  * that code. The TB found this way is the one executing, so self-modifying
  * code and several address spaces at one virtual address count right: QEMU
- * itself keeps them apart.
+ * itself keeps them apart. Where Unicorn's code buffer is writable, each
+ * TB's hook call is then rewritten into an inline countdown on its first
+ * run (patch_tb, below), and only blocks that need a decision call us.
  *
  * The numbers must be count mode's in every case (a recording made with one
  * engine replays with the other), including count mode's quirks, so TBs keep
