@@ -6,9 +6,9 @@ The bare side has no devices and no exit handling: a single IN hook answers
 all-ones so the guest's serial polling finds the transmitter ready, and the
 run ends at ReplayVM's instruction count. The ratio is what ReplayVM's
 hypervisor layer costs on top of the engine. Recording and replaying the
-same run are timed too, against the plain run. Each side runs in a fresh
-process, best of ``repeat`` (see :mod:`replayvm.engine.nativebench`: where
-Unicorn's allocations land moves a run by up to 40 %). Benchmarks print
+same run are timed too, against the plain run. Each side runs in fresh
+processes, best of ``repeat`` (see :mod:`replayvm.engine.nativebench`: where
+a process's memory lands moves a run by up to 50 %). Benchmarks print
 ratios; tests never assert on them.
 """
 

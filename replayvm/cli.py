@@ -970,8 +970,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="runs of each side, each in a fresh process; the fastest counts (default 5: where the "
-        "allocator puts Unicorn's state moves one run by up to 40%%)",
+        help="runs of each side, each in a fresh process; the fastest counts (default 5: where a "
+        "process's memory lands moves one run by up to 50%%)",
     )
     bench.add_argument(
         "--linux",
