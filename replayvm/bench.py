@@ -27,7 +27,7 @@ from replayvm.boot.pvh import plan_pvh_boot
 from replayvm.debugger.symbols import SymbolTable
 from replayvm.engine.icount import CountModeCounter
 from replayvm.engine.memory import GuestRam
-from replayvm.engine.nativebench import Rate, in_fresh_process, keep_best, prepare_child
+from replayvm.engine.nativebench import Progress, Rate, in_fresh_process, keep_best, prepare_child
 from replayvm.engine.vcpu import Vcpu
 from replayvm.errors import EngineError
 from replayvm.host import monotonic
@@ -87,17 +87,21 @@ def _side(name: str, image_path: Path, cmdline: str, memory_mib: int, extra: str
     return Rate(name, int(got["instructions"]), float(got["seconds"])), int(got.get("status", 0))  # type: ignore[arg-type]
 
 
-def bench(image: bytes, cmdline: str, memory_mib: int = 64, *, repeat: int = 1) -> dict[str, object]:
+def bench(
+    image: bytes, cmdline: str, memory_mib: int = 64, *, repeat: int = 1, progress: Progress | None = None
+) -> dict[str, object]:
     best: dict[str, Rate] = {}
     status = 0
     with tempfile.TemporaryDirectory(prefix="replayvm-bench-") as tmp:
         image_path, recording = Path(tmp) / "image", Path(tmp) / "bench.rvr"
         image_path.write_bytes(image)
-        for _ in range(max(1, repeat)):
+        for round_ in range(1, max(1, repeat) + 1):
             for name in ("replayvm", "record", "replay"):
                 side, got_status = _side(name, image_path, cmdline, memory_mib, str(recording))
                 status = got_status if name == "replayvm" else status
                 keep_best(best, side)
+                if progress is not None:
+                    progress(side, round_, max(1, repeat))
         ours, record, replay = best["replayvm"], best["record"], best["replay"]
         if not ours.instructions == record.instructions == replay.instructions:
             raise EngineError(

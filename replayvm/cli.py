@@ -481,13 +481,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     image, _, _ = resolve_image("crc")
     cmdline = args.cmdline if args.cmdline is not None else "work=4"  # ~6.5e8 insns: fixed costs amortized
-    args.repeat = 5 if args.repeat is None else args.repeat
+    args.repeat = 8 if args.repeat is None else args.repeat
     if not 1 <= args.repeat <= 100:
         raise ConfigError("--repeat must be 1-100")
-    report = bench(image, cmdline, repeat=args.repeat)
-    from replayvm.engine.nativebench import bench_engines
+    from replayvm.engine.nativebench import Rate, bench_engines
 
-    report["engines"] = bench_engines(image, cmdline, repeat=args.repeat)
+    def progress(rate: Rate, round_: int, rounds: int) -> None:
+        if sys.stderr.isatty():  # one line, rewritten: where a ~minute of work is
+            print(f"\rbench: {rate.name:<12} run {round_}/{rounds}  {rate.seconds:7.3f} s  ", end="", file=sys.stderr)
+
+    report = bench(image, cmdline, repeat=args.repeat, progress=progress)
+    report["engines"] = bench_engines(image, cmdline, repeat=args.repeat, progress=progress)
+    if sys.stderr.isatty():
+        print("\r" + " " * 50 + "\r", end="", file=sys.stderr)
     from replayvm.bench import bench_io
 
     report["io"] = bench_io()
@@ -970,8 +976,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="runs of each side, each in a fresh process; the fastest counts (default 5: where a "
-        "process's memory lands moves one run by up to 50%%)",
+        help="runs of each side, each in a fresh process; the fastest counts (default 8, about 80 s: "
+        "where a process's memory lands moves one run by up to 50%%)",
     )
     bench.add_argument(
         "--linux",

@@ -24,7 +24,7 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,9 @@ class Rate:
     @property
     def mips(self) -> float:
         return self.instructions / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+
+Progress = Callable[[Rate, int, int], None]  # a run that ended, its round, the rounds
 
 
 def keep_best(best: dict[str, Rate], rate: Rate) -> None:
@@ -149,14 +152,16 @@ def _run_side(image_path: Path, cmdline: str, engine: str, memory_mib: int) -> R
     return Rate(engine, int(got["instructions"]), float(got["seconds"]))  # type: ignore[arg-type]
 
 
-def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repeat: int = 1) -> dict[str, object]:
+def bench_engines(
+    image: bytes, cmdline: str = "", *, memory_mib: int = 64, repeat: int = 1, progress: Progress | None = None
+) -> dict[str, object]:
     """Rates of free-running, count mode and native mode on the same image.
 
     With ``repeat`` > 1 each side but count mode (ten times slower, and steady)
-    runs that many times, interleaved, and its fastest run counts: on a small
-    VM one process's memory placement moves a run by several per cent. The free-running side is credited with the
-    instruction count the counted sides measured (they must agree, or this
-    raises ``AssertionError``)."""
+    runs that many times, interleaved, and its fastest run counts (see the
+    module's docstring). ``progress`` hears of every run. The free-running
+    side is credited with the instruction count the counted sides measured
+    (they must agree, or this raises ``EngineError``)."""
     from replayvm.engine.native import native_available, native_layout
 
     ok, why = native_available()
@@ -171,7 +176,10 @@ def bench_engines(image: bytes, cmdline: str = "", *, memory_mib: int = 64, repe
             for name in engines:
                 if name == "count" and round_:
                     continue
-                keep_best(best, _run_side(image_path, cmdline, name, memory_mib))
+                rate = _run_side(image_path, cmdline, name, memory_mib)
+                keep_best(best, rate)
+                if progress is not None:
+                    progress(rate, round_ + 1, max(1, repeat))
     count, native, calls = best["count"], best.get("native"), best.get("native-calls")
     for side in (native, calls):
         if side is not None and side.instructions != count.instructions:
