@@ -1174,6 +1174,8 @@ static PyObject *Counter_uninstall(Counter *s, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+static PyObject *Counter_resume(Counter *s, PyObject *Py_UNUSED(ignored));
+
 static PyObject *Counter_begin(Counter *s, PyObject *arg)
 {
     unsigned long long limit = PyLong_AsUnsignedLongLong(arg);
@@ -1188,24 +1190,19 @@ static PyObject *Counter_begin(Counter *s, PyObject *arg)
     s->hot->lim = 0;
     s->hot->rem = 0;
     s->hot->cur = 0;
-    s->redirect_valid = 0;
-    s->reason = REASON_NONE;
     s->stop_count = -1;
     s->n_pending = 0;
-    s->active = 1;
-    park_landing(s);
-    update_fast(s);
-    Py_RETURN_NONE;
+    return Counter_resume(s, NULL);
 }
 
-/* Before emu_start again inside the same slice (after a split). */
+/* Before emu_start again inside the same slice (after a split); the end of
+ * begin. park_landing sets the fast budget for the new state. */
 static PyObject *Counter_resume(Counter *s, PyObject *Py_UNUSED(ignored))
 {
     s->reason = REASON_NONE;
     s->redirect_valid = 0;
     s->active = 1;
     park_landing(s);
-    update_fast(s);
     Py_RETURN_NONE;
 }
 
