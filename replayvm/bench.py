@@ -14,7 +14,6 @@ ratios; tests never assert on them.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from dataclasses import asdict
@@ -27,7 +26,7 @@ from replayvm.boot.pvh import plan_pvh_boot
 from replayvm.debugger.symbols import SymbolTable
 from replayvm.engine.icount import CountModeCounter
 from replayvm.engine.memory import GuestRam
-from replayvm.engine.nativebench import Progress, Rate, in_fresh_process, keep_best, prepare_child
+from replayvm.engine.nativebench import Progress, Rate, in_fresh_process, keep_best, prepare_child, report_side
 from replayvm.engine.vcpu import Vcpu
 from replayvm.errors import EngineError
 from replayvm.host import monotonic
@@ -83,8 +82,8 @@ def run_replay(path: Path) -> Rate:
 
 
 def _side(name: str, image_path: Path, cmdline: str, memory_mib: int, extra: str = "") -> tuple[Rate, int]:
-    got = in_fresh_process(__name__, [name, str(image_path), cmdline, str(memory_mib), extra])
-    return Rate(name, int(got["instructions"]), float(got["seconds"])), int(got.get("status", 0))  # type: ignore[arg-type]
+    rate, got = in_fresh_process(__name__, [name, str(image_path), cmdline, str(memory_mib), extra])
+    return rate, int(got["status"])  # type: ignore[call-overload]
 
 
 def bench(
@@ -248,7 +247,7 @@ def main(argv: list[str]) -> int:
         side = run_replay(Path(arg))
     else:
         side = run_bare(image, cmdline, memory_mib, int(arg))
-    print(json.dumps({"instructions": side.instructions, "seconds": side.seconds, "status": status}))
+    report_side(side, status=status)
     return 0
 
 

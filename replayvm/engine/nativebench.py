@@ -128,16 +128,17 @@ def run_engine(image: bytes, cmdline: str, engine: str, *, memory_mib: int = 64,
     return Rate(engine, done, seconds)
 
 
-def in_fresh_process(module: str, args: Sequence[str]) -> dict[str, object]:
-    """Run ``python -m module args`` (a benchmark side that prints one JSON
-    object) and return what it printed. Before its side, each child computes
-    the native counter's layout, so every child's heap has the same history."""
+def in_fresh_process(module: str, args: Sequence[str]) -> tuple[Rate, dict[str, object]]:
+    """Run ``python -m module args``, a benchmark side named ``args[0]`` that
+    ends with :func:`report_side`; return its rate and all it reported.
+    Before its side, each child computes the native counter's layout
+    (:func:`prepare_child`), so every child's heap has the same history."""
     proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
         raise EngineError(f"benchmark side `{args[0]}` failed: {tail[0]}")
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    got: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return Rate(args[0], int(got["instructions"]), float(got["seconds"])), got  # type: ignore[call-overload,arg-type]
 
 
 def prepare_child() -> None:
@@ -147,9 +148,9 @@ def prepare_child() -> None:
     native_available()
 
 
-def _run_side(image_path: Path, cmdline: str, engine: str, memory_mib: int) -> Rate:
-    got = in_fresh_process(__name__, [engine, str(image_path), cmdline, str(memory_mib)])
-    return Rate(engine, int(got["instructions"]), float(got["seconds"]))  # type: ignore[arg-type]
+def report_side(rate: Rate, **extra: object) -> None:
+    """A benchmark child's last words: its rate (and ``extra``) as one JSON line."""
+    print(json.dumps({"instructions": rate.instructions, "seconds": rate.seconds, **extra}))
 
 
 def bench_engines(
@@ -176,7 +177,7 @@ def bench_engines(
             for name in engines:
                 if name == "count" and round_:
                     continue
-                rate = _run_side(image_path, cmdline, name, memory_mib)
+                rate, _ = in_fresh_process(__name__, [name, str(image_path), cmdline, str(memory_mib)])
                 keep_best(best, rate)
                 if progress is not None:
                     progress(rate, round_ + 1, max(1, repeat))
@@ -215,7 +216,7 @@ def main(argv: list[str]) -> int:
     engine, image, cmdline, memory = argv
     prepare_child()
     rate = run_engine(Path(image).read_bytes(), cmdline, engine, memory_mib=int(memory))
-    print(json.dumps({"instructions": rate.instructions, "seconds": rate.seconds}))
+    report_side(rate)
     return 0
 
 
