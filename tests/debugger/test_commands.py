@@ -142,7 +142,9 @@ def test_physical_watchpoint_xp_and_gva2gpa(demo: Driven) -> None:
     assert demo.dbg.session.icount == store
     assert demo.error("watch -p") == "Argument required (address expression to watch)."
     assert demo.error("watch -p 0x10000000000,4") == "Physical address 0x10000000000 is not in guest RAM."
-    assert demo.error("xp/s 0x1000") == "xp shows numbers and characters, not format 's' (use x with a virtual address)."
+    assert (
+        demo.error("xp/s 0x1000") == "xp shows numbers and characters, not format 's' (use x with a virtual address)."
+    )
     assert demo.error("xp") == "Argument required (starting physical address)."
     assert demo.error("gva2gpa 0xfffffffffffff000") == "Cannot access memory at address 0xfffffffffffff000"
 
