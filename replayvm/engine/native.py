@@ -14,7 +14,7 @@ is made exact.
 It reads a few QEMU structures inside Unicorn 2.1.x: the TranslationBlock
 (instruction count, compile flags, per-instruction PCs), from the CPUState
 ``cflags_next_tb``, ``icount_decr``, ``env_ptr`` and ``mem_io_pc``, from the
-CPU state ``eflags`` and ``hflags``, and the bounds of one of its own hooks.
+CPU state ``eflags``, ``hflags``, ``cr[]`` and ``efer``, and the bounds of one of its own hooks.
 As in :mod:`replayvm.engine.uc_abi`, nothing is assumed: :func:`native_layout`
 finds and checks every offset with probes on scratch engines at first use
 (~50 ms), and refuses (:class:`NativeUnavailable`) unless every probe
@@ -59,6 +59,9 @@ from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH
 from unicorn.unicorn_py3.unicorn import uclib
 from unicorn.x86_const import (
     UC_X86_INS_CPUID,
+    UC_X86_REG_CR0,
+    UC_X86_REG_CR3,
+    UC_X86_REG_CR4,
     UC_X86_REG_R8,
     UC_X86_REG_R9,
     UC_X86_REG_R10,
@@ -101,7 +104,8 @@ CPU_MEM_IO_PC = 33144
 ENV_EFLAGS = 136  # CPUX86State.eflags, after regs[16] and eip
 CPU_SPAN = CPU_MEM_IO_PC + 64
 
-REASON_NONE, REASON_LIMIT, REASON_USER, REASON_WINDOW, REASON_SPLIT = 0, 1, 2, 3, 4
+REASON_NONE, REASON_LIMIT, REASON_USER, REASON_WINDOW, REASON_SPLIT, REASON_PAGING = 0, 1, 2, 3, 4, 5
+MSR_EFER = 0xC000_0080
 
 # Order of CPUX86State.regs[]: EAX ECX EDX EBX ESP EBP ESI EDI R8..R15.
 _ENV_REGS = (
@@ -132,6 +136,8 @@ class NativeUnavailable(EngineError):
 class NativeLayout:
     cpu_word: int  # index of uc_struct.cpu among the u64 words of *uc._uch
     env_hflags: int  # CPUX86State.hflags, from the start of the CPU state
+    env_cr: int  # CPUX86State.cr[5] (target_ulong cr[5]: CR0 at +0, CR3 at +24, CR4 at +32)
+    env_efer: int  # CPUX86State.efer
     tb_align: int  # QEMU's icache line: TBs and their code are aligned to it
     tb_hdr: int  # distance from a TranslationBlock to its host code
     ra_lines: int  # how far back from a hook's return address the TB code may start
@@ -237,6 +243,8 @@ def _make_c_counter(
         mem_io_pc=cpu + CPU_MEM_IO_PC if mem_io_pc else 0,
         eflags=_u64(cpu + CPU_ENV_PTR) + ENV_EFLAGS,
         hflags=_u64(cpu + CPU_ENV_PTR) + layout.env_hflags,
+        cr=_u64(cpu + CPU_ENV_PTR) + layout.env_cr,
+        efer=_u64(cpu + CPU_ENV_PTR) + layout.env_efer,
         ctl=_fnptr("uc_ctl"),
         ctl_tb_flush=(UC_CTL_IO_WRITE << 30) | UC_CTL_TB_FLUSH,
         patching=patching,
@@ -282,13 +290,42 @@ def _env_hflags(cpu_word: int) -> int:
     return uc_layout().hflags - headers[0]
 
 
+def _env_paging(cpu_word: int) -> tuple[int, int]:
+    """Where CPUX86State keeps cr[] and efer: the one u64 that follows CR3
+    (and EFER) through two writes each, checked against CR0 and CR4."""
+    uc = _scratch()
+    env = _u64(_u64(_uch(uc) + 8 * cpu_word) + CPU_ENV_PTR)
+    span = uc_layout().context_size
+
+    def where(write: Callable[[int], None], read: Callable[[], int], values: tuple[int, ...]) -> set[int]:
+        found: set[int] | None = None
+        for value in values:
+            write(value)
+            mem = ctypes.string_at(env, span)
+            hits = {i for i in range(0, span - 7, 8) if int.from_bytes(mem[i : i + 8], "little") == read()}
+            found = hits if found is None else found & hits
+        return found or set()
+
+    cr3 = where(lambda v: uc.reg_write(UC_X86_REG_CR3, v), lambda: uc.reg_read(UC_X86_REG_CR3), (0x123000, 0x456000))
+    efer = uc.msr_read(MSR_EFER)
+    efers = where(lambda v: uc.msr_write(MSR_EFER, v), lambda: uc.msr_read(MSR_EFER), (efer ^ 0x800, efer ^ 0x801))
+    if len(cr3) != 1 or len(efers) != 1:
+        raise NativeUnavailable("native counter: Unicorn's CR3 and EFER are not laid out as expected")
+    cr = next(iter(cr3)) - 24
+    uc.reg_write(UC_X86_REG_CR4, 0x20)
+    if _u64(env + cr) != uc.reg_read(UC_X86_REG_CR0) or _u64(env + cr + 32) != 0x20:
+        raise NativeUnavailable("native counter: Unicorn's control registers are not laid out as expected")
+    return cr, next(iter(efers))
+
+
 def _calibrate_tb(cpu_word: int) -> NativeLayout:
     uc = _scratch()
     uc.mem_write(_PROBE, _PROBE_TB)
     cpu = _u64(_uch(uc) + 8 * cpu_word)
     env_hflags = _env_hflags(cpu_word)
+    env_cr, env_efer = _env_paging(cpu_word)
     for align, hdr in ((64, 192), (128, 256), (32, 160), (256, 256)):
-        layout = NativeLayout(cpu_word, env_hflags, align, hdr, 4)
+        layout = NativeLayout(cpu_word, env_hflags, env_cr, env_efer, align, hdr, 4)
         c = _make_c_counter(uc, layout, cpu)
         c.install()
         c.set_probe(True)
@@ -500,6 +537,8 @@ class NativeCounter:
         if reason == REASON_WINDOW:
             self.window_stop = True
             self._stop_count = executed
+        elif reason == REASON_PAGING:
+            self._stop_count = executed
         if self.stop_count is not None:  # a hook stopped the slice (mark_stop or set directly)
             return self.stop_count, True
         if reason == REASON_LIMIT:
@@ -512,8 +551,15 @@ class NativeCounter:
         set): what a UC_HOOK_BLOCK callback does in count mode, in C."""
         self._c.set_window(armed)
 
+    def set_paging_watch(self, armed: bool) -> None:
+        """While armed, the slice ends before the first block entered with
+        another CR0, CR3, CR4 or EFER than the slice began with (``stop_count``
+        = instructions before it): a debugger follows the new address space
+        from its first instruction."""
+        self._c.set_paging_watch(armed)
+
     def stats(self) -> dict[str, int]:
-        """window_stops, slow_blocks, landings, splits, smc, scans, fallbacks, inexact, scan_failures, skipped."""
+        """window_stops, paging_stops, slow_blocks, landings, splits, smc, scans, fallbacks, inexact, scan_failures, skipped."""
         return self._c.stats()
 
     def close(self) -> None:

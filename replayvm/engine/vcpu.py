@@ -230,6 +230,8 @@ class Vcpu:
         self._pending_fault: tuple[Event, int] | None = None
         self.last_exception: tuple[int, int] | None = None  # (vector, RIP) of the newest one
         self._window_hook: int | None = None
+        self._paging_hook: int | None = None  # count engine: watch_address_space's block hook
+        self._paging_seen: PagingRegs | None = None
         self.stop_message = ""
         self.tsc_offset = 0
         # Reset value as QEMU and firmware leave it: fast string operations on
@@ -503,6 +505,8 @@ class Vcpu:
         self._pending_fault = None
         self._in_slice = True
         rip = self.uc.reg_read(UC_X86_REG_RIP)
+        if self._paging_hook is not None:
+            self._paging_seen = self.paging_regs()
         try:
             executed, early = self.counter.run(rip, budget)
             if getattr(self.counter, "window_stop", False):
@@ -576,6 +580,30 @@ class Vcpu:
             and not CpuContext(uc, self.layout).hflags & HF_INHIBIT_IRQ_MASK
         ):
             self.stats.by_reason["interrupt-window"] += 1
+            self.counter.stop_count = self.counter.in_slice()  # before this block's first instruction
+            uc.emu_stop()
+
+    def watch_address_space(self, armed: bool) -> None:
+        """While armed, a slice ends before the first block that runs in another
+        address space than the slice began in (CR0, CR3, CR4 or EFER changed):
+        every write to them ends its block in QEMU's translator, so the run
+        loop sees the new page tables before the guest's first access through
+        them (what a debugger's virtual watchpoints need). Slice ends are not
+        guest-visible, so this changes nothing the guest sees."""
+        if hasattr(self.counter, "set_paging_watch"):  # the native counter checks it in C
+            self.counter.set_paging_watch(armed)
+            return
+        if armed and self._paging_hook is None:
+            self._paging_seen = self.paging_regs()
+            self._paging_hook = self.uc.hook_add(UC_HOOK_BLOCK, self._on_paging_block)
+            self.flush_code()  # blocks translated before the hook existed do not call it
+        elif not armed and self._paging_hook is not None:
+            self.uc.hook_del(self._paging_hook)
+            self._paging_hook = None
+            self.flush_code()
+
+    def _on_paging_block(self, uc: Uc, address: int, size: int, _ud: object) -> None:
+        if self.counter.stop_count is None and self.paging_regs() != self._paging_seen:
             self.counter.stop_count = self.counter.in_slice()  # before this block's first instruction
             uc.emu_stop()
 

@@ -389,6 +389,8 @@ class DebugSession:
                 else:
                     watches.add_virtual(number, wp.address, wp.length, wp.kind)
             armed.watches = self._watches = watches
+            # A virtual watchpoint's walk must see a new CR3 before the guest uses it.
+            self.vcpu.watch_address_space(watches.follows_paging)
         if armed.handles or armed.watches:
             self.vcpu.flush_code()  # instrument already-translated blocks
         return armed
@@ -399,6 +401,7 @@ class DebugSession:
         if armed.watches is not None:
             armed.watches.disarm()
             self._watches = None
+            self.vcpu.watch_address_space(False)
         if armed.handles or armed.watches:
             self.vcpu.flush_code()
 

@@ -15,10 +15,13 @@ address the instruction used. So:
   store that follows its fault. A hit is checked against the current
   address space (another CR3: walk again) and against the instruction's
   explicit memory operands (an access through another virtual mapping of
-  the same bytes is not the watched address). Left: accesses without an
-  explicit operand (push, call, pushf...) through another mapping are reported
-  too, and an address space entered within a slice is followed from its
-  first hit or the next slice boundary on.
+  the same bytes is not the watched address). While any virtual watchpoint
+  is armed the vCPU ends its slice before the first block run in a new
+  address space (``Vcpu.watch_address_space``: CR0, CR3, CR4 or EFER
+  changed), and :meth:`WatchHooks.at_boundary` walks again there, so a CR3
+  load is followed from the next instruction on. Left: accesses without an
+  explicit operand (push, call, pushf...) through another mapping are
+  reported too.
 
 Hooks exist only while armed (a debugger command runs), so plain replay
 keeps its speed: with any memory hook, every guest access takes Unicorn's
@@ -87,6 +90,11 @@ class WatchHooks:
             self._pieces.append(piece)
             self._resolve(piece)
             vaddr += n
+
+    @property
+    def follows_paging(self) -> bool:
+        """Some watchpoint is virtual: it must follow the guest's address space."""
+        return bool(self._pieces)
 
     def at_boundary(self) -> None:
         """Follow a new address space (CR3 or paging mode changed since the walk)."""

@@ -81,6 +81,12 @@ def test_torture_guest_exits_at_the_same_icounts(torture: bytes) -> None:
     assert stats["smc"] > 0 and stats["exit_checks"] > 0 and stats["landings"] > 0 and stats["window_stops"] > 0
 
 
+def test_torture_guest_watching_the_address_space(torture: bytes) -> None:
+    # phase_alias loads CR3 80 times: a slice ends after each (the same under both engines).
+    stats = assert_same_run(torture, watch_paging=True)
+    assert stats["paging_stops"] >= 80
+
+
 @pytest.mark.parametrize("max_slice", [3, 97])
 def test_torture_guest_with_small_slices(torture: bytes, max_slice: int) -> None:
     stats = assert_same_run(torture, max_slice=max_slice)

@@ -268,6 +268,27 @@ def test_physical_watchpoint_sees_the_page_through_every_mapping(session: DebugS
     assert [icount for icount, _ in seen] == [icount for icount, _ in hits[:-1]]
 
 
+@pytest.mark.parametrize("engine", ["native", "count"])
+def test_virtual_watchpoint_follows_a_cr3_load_inside_a_slice(
+    demo: tuple[Path, int], engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # demo.c loads CR3 and then stores through the new mapping of 0x40000040 with
+    # no slice boundary in between (replay ends slices only where it must): the
+    # vCPU must end the slice at the new address space for the watch to walk it.
+    from replayvm.engine import icount
+    from replayvm.engine.native import native_available
+
+    if engine == "native" and not native_available()[0]:
+        pytest.skip("native counter unavailable")
+    monkeypatch.setattr(icount, "DEFAULT_ENGINE", engine)
+    session = DebugSession.open(demo[0])
+    assert session.vcpu.counter.name == engine
+    session.add_watchpoint(DEMAND_PAGE_WORD, 4, "write")
+    store = session.cont()
+    assert store.reason == "watchpoint"
+    assert session.read_memory(DEMAND_PAGE_WORD, 4) == (42).to_bytes(4, "little")
+
+
 def test_physical_watchpoint_outside_ram_is_refused(session: DebugSession) -> None:
     with pytest.raises(DebuggerError, match="not in guest RAM"):
         session.add_watchpoint(1 << 40, 4, physical=True)

@@ -47,7 +47,9 @@
  *   (Unicorn leaves it before its first instruction): it is not counted.
  * - The interrupt window (an interrupt waits for IF=1) is checked here, at
  *   block entry, instead of in a second UC_HOOK_BLOCK hook, which would make
- *   Unicorn call block hooks through a helper and hide the TB from us.
+ *   Unicorn call block hooks through a helper and hide the TB from us. So is
+ *   a new address space for the debugger's watchpoints (CR0/CR3/CR4/EFER
+ *   changed: every write to them ends its TB in QEMU's translator).
  *
  * Structure offsets are found and checked by probes at start-up
  * (replayvm/engine/native.py): nothing here is trusted blindly.
@@ -114,7 +116,7 @@ typedef struct {
 #define MARK_FORCED 0x52564d2d46524331ull  /* "RVM-FRC1": QEMU's one-instruction re-execution TB */
 #define MARK_LANDING 0x52564d2d4c4e4431ull /* "RVM-LND1": a landing variant */
 
-enum { REASON_NONE = 0, REASON_LIMIT = 1, REASON_USER = 2, REASON_WINDOW = 3, REASON_SPLIT = 4 };
+enum { REASON_NONE = 0, REASON_LIMIT = 1, REASON_USER = 2, REASON_WINDOW = 3, REASON_SPLIT = 4, REASON_PAGING = 5 };
 
 #define N_PROBE 64
 #define MAX_PENDING 64
@@ -181,6 +183,12 @@ typedef struct {
     uintptr_t mem_io_pc_dummy;
     int window_armed;
 
+    /* stop when the address space changes (set_paging_watch) */
+    volatile uint64_t *cr;   /* env->cr[5] */
+    volatile uint64_t *efer; /* env->efer */
+    int paging_armed;
+    uint64_t paging_seen[4];
+
     /* inline counting in the TBs' own code (patch_tb) */
     int patching;
     int32_t env_icount_disp; /* icount_decr's offset from env (CPUX86State) */
@@ -206,7 +214,7 @@ typedef struct {
 
     /* statistics; st_inexact counts events after which the count may be wrong */
     uint64_t st_slow, st_land, st_split, st_smc, st_scans, st_fallback, st_inexact, st_scan_fail, st_skipped,
-        st_window, st_variants, st_patched, st_unpatchable;
+        st_window, st_paging, st_variants, st_patched, st_unpatchable;
 
     /* calibration probe */
     int probe;
@@ -491,7 +499,7 @@ static void add_counted(Counter *s, int64_t k)
 static void update_fast(Counter *s)
 {
     int fast = s->active && !s->probe && !s->redirect_valid && s->stop_count < 0 && !s->window_armed &&
-               s->reason == REASON_NONE && !s->land_active;
+               !s->paging_armed && s->reason == REASON_NONE && !s->land_active;
     uint64_t c = counted(s);
     uint64_t room = fast && s->limit > c ? s->limit - c : 0;
     s->hot->rem = room > REM_MAX ? REM_MAX : (uint32_t)room;
@@ -563,6 +571,17 @@ static void stop(Counter *s, int reason)
     s->reason = reason;
     update_fast(s);
     s->emu_stop(s->uc);
+}
+
+/* Has the address space changed since we last looked (CR0, CR3, CR4, EFER)? */
+static int paging_moved(Counter *s)
+{
+    uint64_t now[4] = {s->cr[0], s->cr[3], s->cr[4], *s->efer};
+    if (memcmp(now, s->paging_seen, sizeof(now)) == 0) {
+        return 0;
+    }
+    memcpy(s->paging_seen, now, sizeof(now));
+    return 1;
 }
 
 static void park_landing(Counter *s)
@@ -883,6 +902,14 @@ static __attribute__((noinline)) void on_block_slow(Counter *s, uintptr_t ra, ui
         stop(s, REASON_WINDOW);
         return;
     }
+    if (s->paging_armed && s->stop_count < 0 && paging_moved(s)) {
+        /* Another address space from this block on: stop before it, so that
+         * the debugger walks the page tables again (set_paging_watch). */
+        s->st_paging++;
+        s->stop_count = (int64_t)counted(s);
+        stop(s, REASON_PAGING);
+        return;
+    }
 
     uintptr_t mark = TB_PTR(tb, TB_ORIG);
     if (ours) {
@@ -1064,16 +1091,17 @@ static int Counter_init(Counter *s, PyObject *args, PyObject *kwds)
 {
     unsigned long long uc, hook_add, hook_del, emu_stop, reg_read, vmem_read;
     unsigned long long icount_decr, cflags_next_tb, mem_io_pc, eflags, hflags, ctl = 0, env = 0, exit_check = 0;
+    unsigned long long cr = 0, efer = 0;
     unsigned int tb_align, tb_hdr, ctl_tb_flush = 0;
     int ra_lines, patching = 0;
     static char *kwlist[] = {"uc",          "hook_add",       "hook_del",  "emu_stop", "reg_read", "vmem_read",
                              "tb_align",    "tb_hdr",         "ra_lines",  "icount_decr", "cflags_next_tb",
                              "mem_io_pc",   "eflags",         "hflags",    "ctl",      "ctl_tb_flush",
-                             "patching",    "env",            "exit_check", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKKKKKIIiKKKKK|KIpKK", kwlist, &uc, &hook_add, &hook_del,
+                             "patching",    "env",            "exit_check", "cr",       "efer",     NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKKKKKIIiKKKKK|KIpKKKK", kwlist, &uc, &hook_add, &hook_del,
                                      &emu_stop, &reg_read, &vmem_read, &tb_align, &tb_hdr, &ra_lines, &icount_decr,
                                      &cflags_next_tb, &mem_io_pc, &eflags, &hflags, &ctl, &ctl_tb_flush,
-                                     &patching, &env, &exit_check)) {
+                                     &patching, &env, &exit_check, &cr, &efer)) {
         return -1;
     }
     int64_t disp = (int64_t)(icount_decr - env);
@@ -1117,6 +1145,8 @@ static int Counter_init(Counter *s, PyObject *args, PyObject *kwds)
     s->hot->icount_decr = s->hot->icount_decr;
     s->eflags = (volatile uint64_t *)(uintptr_t)eflags;
     s->hflags = (volatile uint32_t *)(uintptr_t)hflags;
+    s->cr = (volatile uint64_t *)(uintptr_t)cr;
+    s->efer = (volatile uint64_t *)(uintptr_t)efer;
     s->stop_count = -1;
     s->ctl = (uc_ctl_fn)(uintptr_t)ctl;
     s->ctl_tb_flush = ctl_tb_flush;
@@ -1192,6 +1222,9 @@ static PyObject *Counter_begin(Counter *s, PyObject *arg)
     s->hot->cur = 0;
     s->stop_count = -1;
     s->n_pending = 0;
+    if (s->paging_armed) {
+        (void)paging_moved(s); /* changes between slices are the caller's to see */
+    }
     return Counter_resume(s, NULL);
 }
 
@@ -1246,8 +1279,8 @@ static PyObject *Counter_end(Counter *s, PyObject *Py_UNUSED(ignored))
     s->active = 0;
     park_landing(s);
     if (s->stop_count >= 0) {
-        return Py_BuildValue("(Ki)", (unsigned long long)s->stop_count,
-                             s->reason == REASON_WINDOW ? REASON_WINDOW : REASON_USER);
+        int reason = s->reason == REASON_WINDOW || s->reason == REASON_PAGING ? s->reason : REASON_USER;
+        return Py_BuildValue("(Ki)", (unsigned long long)s->stop_count, reason);
     }
     return Py_BuildValue("(Ki)", (unsigned long long)executed, s->reason);
 }
@@ -1302,9 +1335,28 @@ static PyObject *Counter_set_window(Counter *s, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *Counter_set_paging_watch(Counter *s, PyObject *arg)
+{
+    int armed = PyObject_IsTrue(arg);
+    if (armed < 0) {
+        return NULL;
+    }
+    if (armed && (s->cr == NULL || s->efer == NULL)) {
+        PyErr_SetString(PyExc_ValueError, "the counter was made without the CR and EFER addresses");
+        return NULL;
+    }
+    s->paging_armed = armed;
+    if (armed) {
+        (void)paging_moved(s);
+    }
+    update_fast(s);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Counter_stats(Counter *s, PyObject *Py_UNUSED(ignored))
 {
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsnsKsK}", "window_stops", (unsigned long long)s->st_window,
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsnsKsK}", "window_stops", (unsigned long long)s->st_window,
+                         "paging_stops", (unsigned long long)s->st_paging,
                          "slow_blocks", (unsigned long long)s->st_slow, "landings", (unsigned long long)s->st_land,
                          "landing_variants", (unsigned long long)s->st_variants, "splits",
                          (unsigned long long)s->st_split, "smc", (unsigned long long)s->st_smc, "scans",
@@ -1379,6 +1431,8 @@ static PyMethodDef Counter_methods[] = {
     {"set_stop_count", (PyCFunction)Counter_set_stop_count, METH_O, "A hook ends the slice after N instructions."},
     {"inexact", (PyCFunction)Counter_inexact, METH_NOARGS, "Events after which the count may be wrong."},
     {"set_window", (PyCFunction)Counter_set_window, METH_O, "Stop before the first block entered with IF=1."},
+    {"set_paging_watch", (PyCFunction)Counter_set_paging_watch, METH_O,
+     "Stop before the first block entered in another address space (CR0/CR3/CR4/EFER)."},
     {"stats", (PyCFunction)Counter_stats, METH_NOARGS, "Counters for tests and diagnostics."},
     {"set_probe", (PyCFunction)Counter_set_probe, METH_O, "Record block hooks for calibration."},
     {"probe_records", (PyCFunction)Counter_probe_records, METH_NOARGS, "Recorded blocks (calibration)."},
@@ -1432,5 +1486,6 @@ PyMODINIT_FUNC PyInit__nativecount(void)
     PyModule_AddIntConstant(m, "REASON_USER", REASON_USER);
     PyModule_AddIntConstant(m, "REASON_WINDOW", REASON_WINDOW);
     PyModule_AddIntConstant(m, "REASON_SPLIT", REASON_SPLIT);
+    PyModule_AddIntConstant(m, "REASON_PAGING", REASON_PAGING);
     return m;
 }

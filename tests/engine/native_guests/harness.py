@@ -121,6 +121,7 @@ def run_traced(
     max_slice: int | None = None,
     max_insns: int | None = None,
     log_exits: bool = True,
+    watch_paging: bool = False,
 ) -> Trace:
     trace = Trace()
     out = bytearray()
@@ -136,6 +137,8 @@ def run_traced(
     assert machine.vcpu.counter.name == engine_name, "the engine was not installed"
     if log_exits:
         instrument(machine, trace.log)
+    if watch_paging:
+        machine.vcpu.watch_address_space(True)  # as a debugger with a virtual watchpoint does
     trace.result = machine.run(max_insns=max_insns)
     trace.output = bytes(out)
     trace.digest = machine.vcpu.digest()
