@@ -178,6 +178,11 @@ class Host:
         """More serial input may still arrive."""
         return not self.serial.eof
 
+    def serial_waiting(self) -> bool:
+        """Input may be waiting for room in the receiver right now: the guest
+        making room must end the slice, so the bytes go in at that icount."""
+        return self.serial_more()
+
     @property
     def serial_interactive(self) -> bool:
         """Input arrives in host time (a pipe or terminal): worth waiting for."""

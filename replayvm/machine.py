@@ -453,7 +453,7 @@ class Machine:
         if level and not self._intr_level:
             self.vcpu.kick()
         self._intr_level = level
-        if COM1_BASE <= port < COM1_BASE + 8 and self.host.serial_more() and self._input_can_receive():
+        if COM1_BASE <= port < COM1_BASE + 8 and self.host.serial_waiting() and self._input_can_receive():
             self.vcpu.kick()
 
     def _on_debug_exit(self, status: int) -> None:

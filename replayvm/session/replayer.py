@@ -128,6 +128,11 @@ class ReplayHost(Host):
         # guest idled, waiting): input counts as possible up to the recording's end.
         return bool(self._pending) or self._next < len(self._inputs) or self.icount() < self.horizon
 
+    def serial_waiting(self) -> bool:
+        # Logged input comes at its logged icount (next_input_icount ends the slice
+        # there); only the rest of an input the receiver could not take at once waits.
+        return bool(self._pending)
+
     def save_state(self) -> dict[str, object]:
         return {
             "next": self._next,
