@@ -10,12 +10,16 @@ side runs free with one native UC_HOOK_BLOCK callback that does nothing:
 the least any block-hook counter can cost, so ``native`` is read against
 it. Rates are printed by ``replayvm bench``; tests never assert on them.
 
-Where a process's stack, heap and mappings land decides how fast Unicorn
-runs: the same run of the compute guest took 0.46 s or 0.72 s (free-running
-and native alike; with ASLR off, the size of the environment alone flips
-it), and later sides of one process run on a different heap. So every side
-runs in fresh Python processes (:func:`in_fresh_process`) that prepare the
-same way, and the fastest of ``repeat`` runs counts.
+The same run of the compute guest takes 0.44 s to 0.75 s from one process
+to the next (free-running and native alike), and later sides of one process
+run on a different heap. Most of that spread is a first-engine effect: in a
+process's first Unicorn engine with a CPU the guest ran 0.63-0.75 s, in any
+engine made while an earlier one was still open 0.44-0.59 s (2-vCPU AMD EPYC
+VM, Unicorn 2.1.4; no page faults, no system time, and pinning the stack's
+or the heap's offsets changed nothing; the cause is not found). So every
+side runs in fresh Python processes (:func:`in_fresh_process`) that prepare
+the same way -- native calibration, then one engine kept open and never
+timed -- and the fastest of ``repeat`` runs counts.
 """
 
 from __future__ import annotations
@@ -141,11 +145,20 @@ def in_fresh_process(module: str, args: Sequence[str]) -> tuple[Rate, dict[str, 
     return Rate(args[0], int(got["instructions"]), float(got["seconds"])), got  # type: ignore[call-overload,arg-type]
 
 
+_KEPT_OPEN: list[Uc] = []
+
+
 def prepare_child() -> None:
-    """What every benchmark child does before its side (see in_fresh_process)."""
+    """What every benchmark child does before its side (see in_fresh_process
+    and the module's docstring): the native counter's calibration, then one
+    engine with a CPU kept open for the child's life, so that no side is
+    timed in the process's first engine."""
     from replayvm.engine.native import native_available
 
     native_available()
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.reg_read(UC_X86_REG_RIP)  # Unicorn creates the CPU on first use
+    _KEPT_OPEN.append(uc)
 
 
 def report_side(rate: Rate, **extra: object) -> None:
