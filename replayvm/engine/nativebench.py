@@ -16,7 +16,11 @@ run on a different heap. Most of that spread is a first-engine effect: in a
 process's first Unicorn engine with a CPU the guest ran 0.63-0.75 s, in any
 engine made while an earlier one was still open 0.44-0.59 s (2-vCPU AMD EPYC
 VM, Unicorn 2.1.4; no page faults, no system time, and pinning the stack's
-or the heap's offsets changed nothing; the cause is not found). So every
+or the heap's offsets changed nothing). The first engine's code buffer lies
+within 2 GiB of libunicorn, so TCG calls its helpers directly; a later
+one's lies further, so through each block's constant pool -- but far
+direct calls alone time the same in a micro-benchmark: the cause is not
+found. So every
 side runs in fresh Python processes (:func:`in_fresh_process`) that prepare
 the same way -- native calibration, then one engine kept open and never
 timed -- and the fastest of ``repeat`` runs counts.
