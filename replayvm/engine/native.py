@@ -301,8 +301,8 @@ def _env_paging(cpu_word: int) -> tuple[int, int]:
         found: set[int] | None = None
         for value in values:
             write(value)
-            mem = ctypes.string_at(env, span)
-            hits = {i for i in range(0, span - 7, 8) if int.from_bytes(mem[i : i + 8], "little") == read()}
+            now, mem = read(), ctypes.string_at(env, span)
+            hits = {i for i in range(0, span - 7, 8) if int.from_bytes(mem[i : i + 8], "little") == now}
             found = hits if found is None else found & hits
         return found or set()
 
