@@ -557,19 +557,27 @@ class Vcpu:
         the stop lands right after it whatever the block layout."""
         if hasattr(self.counter, "set_interrupt_window"):  # the native counter checks it in C
             self.counter.set_interrupt_window(True)
-            return
-        if self._window_hook is None:
-            self._window_hook = self.uc.hook_add(UC_HOOK_BLOCK, self._on_window_block)
-            self.flush_code()  # blocks translated before the hook existed do not call it
+        else:
+            self._window_hook = self._block_hook(self._window_hook, self._on_window_block, True)
 
     def disarm_interrupt_window(self) -> None:
         if hasattr(self.counter, "set_interrupt_window"):
             self.counter.set_interrupt_window(False)
-            return
-        if self._window_hook is not None:
-            self.uc.hook_del(self._window_hook)
-            self._window_hook = None
+        else:
+            self._window_hook = self._block_hook(self._window_hook, self._on_window_block, False)
+
+    def _block_hook(self, handle: int | None, callback: Callable[..., None], armed: bool) -> int | None:
+        """Count engine: add (armed) or remove a UC_HOOK_BLOCK ``callback``; the
+        new handle. Blocks translated before the change are dropped, since only
+        blocks translated while a block hook exists call it."""
+        if armed and handle is None:
+            handle = self.uc.hook_add(UC_HOOK_BLOCK, callback)
             self.flush_code()
+        elif not armed and handle is not None:
+            self.uc.hook_del(handle)
+            handle = None
+            self.flush_code()
+        return handle
 
     def _on_window_block(self, uc: Uc, address: int, size: int, _ud: object) -> None:
         # Not inside an STI shadow: `sti; hlt` must reach its HLT (the
@@ -592,15 +600,8 @@ class Vcpu:
         guest-visible, so this changes nothing the guest sees."""
         if hasattr(self.counter, "set_paging_watch"):  # the native counter checks it in C
             self.counter.set_paging_watch(armed)
-            return
-        if armed and self._paging_hook is None:
-            self._paging_seen = self.paging_regs()
-            self._paging_hook = self.uc.hook_add(UC_HOOK_BLOCK, self._on_paging_block)
-            self.flush_code()  # blocks translated before the hook existed do not call it
-        elif not armed and self._paging_hook is not None:
-            self.uc.hook_del(self._paging_hook)
-            self._paging_hook = None
-            self.flush_code()
+        else:  # run() notes the address space each slice begins in
+            self._paging_hook = self._block_hook(self._paging_hook, self._on_paging_block, armed)
 
     def _on_paging_block(self, uc: Uc, address: int, size: int, _ud: object) -> None:
         if self.counter.stop_count is None and self.paging_regs() != self._paging_seen:
