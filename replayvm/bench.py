@@ -7,9 +7,10 @@ all-ones so the guest's serial polling finds the transmitter ready, and the
 run ends at ReplayVM's instruction count. The ratio is what ReplayVM's
 hypervisor layer costs on top of the engine. Recording and replaying the
 same run are timed too, against the plain run. Each side runs in fresh
-processes, best of ``repeat`` (see :mod:`replayvm.engine.nativebench`: where
-a process's memory lands moves a run by up to 50 %). Benchmarks print
-ratios; tests never assert on them.
+processes prepared alike, best of ``repeat`` (see
+:mod:`replayvm.engine.nativebench`: the same run's time varies by up to 1.6x
+from one process to the next). Benchmarks print ratios; tests never assert
+on them.
 """
 
 from __future__ import annotations
